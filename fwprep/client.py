@@ -1,0 +1,504 @@
+"""FireworksClient: the asyncio client for preparing models, one or many at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import attrs
+
+from fwprep._convert import describe_structure_error, structure_model
+from fwprep._protocol import (
+    DEFAULT_BASE_URL,
+    Action,
+    Request,
+    build_get_model_request,
+    build_prepare_request,
+    check_base_url,
+    classify_response,
+)
+from fwprep.errors import (
+    ApiError,
+    ConfigError,
+    ConnectError,
+    FwprepError,
+    PreparationFailedError,
+    ReadError,
+    RequestTimeoutError,
+    TransportError,
+    UnexpectedResponseError,
+    WaitTimeoutError,
+)
+from fwprep.limits import AdaptiveRateLimiter, RateLimiter, TokenBucket
+from fwprep.models import Model, PrepareItem, PrepareOutcome
+from fwprep.names import ModelRef
+from fwprep.precision import Precision
+from fwprep.retry import RetryBudget, RetryPolicy, is_testing
+
+__all__ = ["FireworksClient", "ItemLike"]
+
+logger = logging.getLogger("fwprep")
+
+ItemLike = PrepareItem | tuple[ModelRef | str, Precision | str | None]
+"""What :meth:`FireworksClient.prepare_many` accepts: an item, or a (model, precision) pair."""
+
+_MAX_ERROR_BODY = 64 * 1024
+_MAX_MODEL_BODY = 4 * 1024 * 1024
+
+
+@attrs.frozen
+class _Exchange:
+    """The end of one request after its retries."""
+
+    status: int | None
+    body: bytes
+    error: FwprepError | None
+    attempts: int
+    elapsed: float
+    already_done: bool = False
+
+
+def _with_note(error: FwprepError, note: str) -> FwprepError:
+    """A copy of ``error`` whose message ends with ``note``."""
+    if isinstance(error, ApiError):
+        return type(error)(
+            error.status,
+            f"{error.message} ({note})",
+            code=error.code,
+            request_id=error.request_id,
+            retry_after=error.retry_after,
+        )
+    try:
+        return type(error)(f"{error} ({note})")
+    except TypeError:
+        return error
+
+
+class FireworksClient:
+    """An asyncio client for the Fireworks prepare-model API.
+
+    Use it as an async context manager, so its connection pool is closed::
+
+        async with FireworksClient() as client:
+            await client.prepare_model("accounts/acme/models/ft-7", "fp8")
+            async for outcome in client.prepare_many(items):
+                print(outcome.item.key, "ok" if outcome.ok else outcome.error)
+
+    Args:
+        api_key: the Fireworks API key; default ``FIREWORKS_API_KEY``. A
+            missing key raises :class:`~fwprep.ConfigError` here, not a 401
+            later. The key is never shown in a repr, a log record or an error.
+        account_id: the account for bare model ids; default
+            ``FIREWORKS_ACCOUNT_ID``.
+        base_url: the API root; default ``FIREWORKS_BASE_URL``, else
+            ``https://api.fireworks.ai``. Plain ``http://`` is refused unless
+            the host is loopback.
+        max_concurrency: the most requests in flight at once. Requests wait
+            for a free slot *before* they are handed to aiohttp, so time spent
+            queued never counts against ``timeout``.
+        max_rps: a fixed limit in requests per second, evenly spaced. With
+            ``None`` (the default) the client adapts: it cuts its send rate on
+            each burst of 429 answers and regrows it slowly, settling under
+            the server's limit.
+        retry: the :class:`~fwprep.RetryPolicy`.
+        timeout: seconds one attempt may take, connecting included
+            (connecting alone: at most 5 s).
+        session: an ``aiohttp.ClientSession`` to use instead of the client's
+            own; the caller then closes it.
+        retry_budget: a :class:`~fwprep.RetryBudget` to share, for example
+            between several clients; by default each client has its own.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        account_id: str | None = None,
+        base_url: str | None = None,
+        max_concurrency: int = 16,
+        max_rps: float | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        session: aiohttp.ClientSession | None = None,
+        retry_budget: RetryBudget | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("FIREWORKS_API_KEY", "")
+        if not key or not key.strip():
+            raise ConfigError("no Fireworks API key: pass api_key=... or set FIREWORKS_API_KEY")
+        if any(c in key for c in "\r\n"):
+            raise ConfigError("the API key contains a line break")
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be an integer >= 1, got {max_concurrency!r}")
+        if max_rps is not None and not max_rps > 0:
+            raise ConfigError(f"max_rps must be > 0, got {max_rps!r}")
+        if not timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self._api_key = key.strip()
+        self.account_id: str | None = account_id or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
+        self.base_url: str = check_base_url(
+            base_url or os.environ.get("FIREWORKS_BASE_URL") or DEFAULT_BASE_URL
+        )
+        self.max_concurrency = max_concurrency
+        self.retry: RetryPolicy = retry or RetryPolicy()
+        self.retry_budget: RetryBudget = retry_budget or RetryBudget()
+        self.timeout = float(timeout)
+        self.limiter: RateLimiter = (
+            TokenBucket(max_rps) if max_rps is not None else AdaptiveRateLimiter()
+        )
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._session = session
+        self._owns_session = session is None
+        self._rng = random.Random()
+        self._in_flight = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"FireworksClient(base_url={self.base_url!r}, account_id={self.account_id!r}, "
+            f"max_concurrency={self.max_concurrency})"
+        )
+
+    async def __aenter__(self) -> Self:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool, if the client created it."""
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._owns_session and self._session.closed):
+            connector = aiohttp.TCPConnector(limit=self.max_concurrency, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(5.0, self.timeout)),
+            )
+            self._owns_session = True
+        return self._session
+
+    def model_ref(self, model: ModelRef | str) -> ModelRef:
+        """Parse ``model`` as a full name or a bare id in the client's account."""
+        return ModelRef.parse(model, self.account_id)
+
+    # -- one request, no retries -------------------------------------------------
+
+    async def _send(
+        self, request: Request, max_body: int
+    ) -> tuple[int, dict[str, str], bytes, float]:
+        session = self._ensure_session()
+        async with self._slots:
+            sent_at = await self.limiter.acquire()
+            self._in_flight += 1
+            try:
+                async with session.request(
+                    request.method, request.url, headers=request.headers, data=request.body
+                ) as response:
+                    limit = max_body if response.status < 300 else _MAX_ERROR_BODY
+                    body = await _read_capped(response.content, limit)
+                    headers = {k.lower(): v for k, v in response.headers.items()}
+                    return response.status, headers, body, sent_at
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"{request.method} {_path(request.url)}: no answer within {self.timeout:g} s"
+                ) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise ConnectError(
+                    f"{request.method} {_path(request.url)}: cannot connect to "
+                    f"{exc.host}:{exc.port}: {exc.os_error.strerror or type(exc.os_error).__name__}"
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise ReadError(
+                    f"{request.method} {_path(request.url)}: connection broken: "
+                    f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}"
+                ) from None
+            finally:
+                self._in_flight -= 1
+
+    # -- one request, with retries -----------------------------------------------
+
+    async def _exchange(self, request: Request, max_body: int = _MAX_ERROR_BODY) -> _Exchange:
+        """Send ``request`` until it succeeds or may not be retried. Never raises FwprepError."""
+        policy = self.retry
+        started = time.monotonic()
+        attempts = 0
+        spent = 0
+        while True:
+            attempts += 1
+            status: int | None = None
+            body = b""
+            wait: float
+            try:
+                status, headers, body, sent_at = await self._send(request, max_body)
+            except TransportError as exc:
+                logger.debug("%s %s failed: %s", request.method, _path(request.url), exc)
+                error: FwprepError = exc
+                is_timeout = True
+                wait = policy.backoff(attempts, self._rng)
+            else:
+                logger.debug(
+                    "%s %s -> %d (attempt %d)", request.method, _path(request.url), status, attempts
+                )
+                if status == 429:
+                    self.limiter.on_throttle(sent_at)
+                else:
+                    self.limiter.on_success()
+                verdict = classify_response(status, headers, body, policy)
+                if verdict.action in (Action.SUCCESS, Action.ALREADY_DONE):
+                    self.retry_budget.release(spent)
+                    return _Exchange(
+                        status,
+                        body,
+                        None,
+                        attempts,
+                        time.monotonic() - started,
+                        already_done=verdict.action is Action.ALREADY_DONE,
+                    )
+                assert verdict.error is not None
+                error = verdict.error
+                if verdict.action is Action.FAIL:
+                    return _Exchange(status, body, error, attempts, time.monotonic() - started)
+                is_timeout = False
+                if verdict.retry_after is not None:
+                    if verdict.retry_after > policy.max_retry_after:
+                        error = _with_note(
+                            error,
+                            f"the server asked to wait {verdict.retry_after:g} s, longer than "
+                            f"max_retry_after={policy.max_retry_after:g} s",
+                        )
+                        return _Exchange(status, body, error, attempts, time.monotonic() - started)
+                    wait = 0.0 if is_testing() else verdict.retry_after
+                else:
+                    wait = policy.backoff(attempts, self._rng)
+            if attempts >= policy.max_attempts:
+                if policy.max_attempts > 1:
+                    error = _with_note(error, f"gave up after {attempts} attempts")
+                return _Exchange(status, body, error, attempts, time.monotonic() - started)
+            cost = self.retry_budget.try_acquire(timeout=is_timeout)
+            if cost is None:
+                error = _with_note(error, "not retried: the client's retry budget is spent")
+                return _Exchange(status, body, error, attempts, time.monotonic() - started)
+            spent += cost
+            if wait > 0:
+                await anyio.sleep(wait)
+
+    # -- the public calls ---------------------------------------------------------
+
+    async def prepare(self, item: PrepareItem) -> PrepareOutcome:
+        """Prepare one item and report what happened; never raises for a failed request.
+
+        This is what :meth:`prepare_many` runs for each item. Errors are in
+        ``outcome.error``; only cancellation escapes.
+        """
+        request = build_prepare_request(self.base_url, self._api_key, item)
+        exchange = await self._exchange(request)
+        return PrepareOutcome(
+            item=item,
+            ok=exchange.error is None,
+            error=exchange.error,
+            attempts=exchange.attempts,
+            elapsed=exchange.elapsed,
+            http_status=exchange.status,
+        )
+
+    async def prepare_model(
+        self,
+        model: ModelRef | str,
+        precision: Precision | str | None = None,
+        *,
+        read_mask: str | None = None,
+    ) -> PrepareOutcome:
+        """Ask the API to prepare ``model`` for ``precision``.
+
+        The API answers as soon as preparation has *started*; use
+        :meth:`wait_until_prepared` to wait for it to finish. With
+        ``precision=None`` the field is left out and the API chooses.
+        A 409 ``ALREADY_EXISTS`` answer counts as success.
+
+        Returns:
+            The :class:`~fwprep.PrepareOutcome` (attempts, elapsed time, status).
+
+        Raises:
+            InputError: for a bad model reference or precision, before sending.
+            ApiError: a subclass per status, after any retries.
+            TransportError: when no answer arrived, after any retries.
+        """
+        item = PrepareItem(self.model_ref(model), precision, read_mask)
+        outcome = await self.prepare(item)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    async def get_model(self, model: ModelRef | str, *, read_mask: str | None = None) -> Model:
+        """Read the model resource (its state, status and prepared precisions).
+
+        Raises:
+            ApiError: for an error status (404 when there is no such model),
+                or :class:`~fwprep.UnexpectedResponseError` when a 200 answer
+                is not a Model.
+            TransportError: when no answer arrived, after any retries.
+        """
+        ref = self.model_ref(model)
+        request = build_get_model_request(self.base_url, self._api_key, ref, read_mask)
+        exchange = await self._exchange(request, _MAX_MODEL_BODY)
+        if exchange.error is not None:
+            raise exchange.error
+        status = exchange.status or 200
+        try:
+            return structure_model(json.loads(exchange.body))
+        except ValueError as exc:
+            raise UnexpectedResponseError(
+                status, f"the model {ref} came back as invalid JSON ({exc})"
+            ) from None
+        except Exception as exc:
+            raise UnexpectedResponseError(
+                status, f"the model {ref} came back malformed: {describe_structure_error(exc)}"
+            ) from None
+
+    async def wait_until_prepared(
+        self,
+        model: ModelRef | str,
+        precision: Precision | str,
+        *,
+        timeout: float = 1800.0,
+        poll_interval: float = 5.0,
+    ) -> Model:
+        """Poll the model until ``precision`` shows among its prepared precisions.
+
+        Done when the precision appears in ``supportedPrecisions`` (or the
+        older ``precisions`` field). A ``status`` with a code other than OK
+        means preparation failed. Any ``state``, known or not, is taken as
+        still in progress.
+
+        Returns:
+            The model as last read, with the precision on it.
+
+        Raises:
+            PreparationFailedError: the model's status reports a failure.
+            WaitTimeoutError: ``timeout`` seconds passed first.
+            ApiError, TransportError: reading the model failed after retries.
+        """
+        ref = self.model_ref(model)
+        wanted = Precision.parse(precision)
+        if poll_interval <= 0:
+            raise ConfigError("poll_interval must be > 0 seconds")
+        with anyio.move_on_after(timeout) as scope:
+            while True:
+                found = await self.get_model(ref)
+                if found.has_precision(wanted):
+                    return found
+                if found.failed and found.status is not None:
+                    raise PreparationFailedError(ref.name, found.status.code, found.status.message)
+                await anyio.sleep(poll_interval)
+        assert scope.cancelled_caught
+        raise WaitTimeoutError(f"{ref}: {wanted} did not appear within {timeout:g} s")
+
+    async def prepare_many(
+        self,
+        items: Iterable[ItemLike] | AsyncIterable[ItemLike],
+        *,
+        concurrency: int | None = None,
+    ) -> AsyncIterator[PrepareOutcome]:
+        """Prepare many items concurrently; yield one outcome per item as each finishes.
+
+        Items are pulled from ``items`` lazily, at most ``concurrency``
+        (default: ``max_concurrency``) at a time, so memory stays flat however
+        long the input is. A failed item is an outcome with ``ok=False``,
+        never an exception, so one bad model does not stop the others.
+        ``(model, precision)`` pairs are accepted beside
+        :class:`~fwprep.PrepareItem`; a pair that is not a valid model or
+        precision raises :class:`~fwprep.InputError` when it is reached, since
+        that is a mistake in the calling code (the batch runner validates
+        rows before they get here). Closing the iterator early (``break``)
+        cancels the items in flight.
+        """
+        limit = concurrency or self.max_concurrency
+        if limit < 1:
+            raise ConfigError("concurrency must be >= 1")
+        source = _as_items(items, self)
+        running: set[asyncio.Future[PrepareOutcome]] = set()
+        fetch: asyncio.Future[PrepareItem] | None = None
+        exhausted = False
+        try:
+            while True:
+                if fetch is None and not exhausted and len(running) < limit:
+                    fetch = asyncio.ensure_future(anext(source))
+                waiting: set[asyncio.Future[Any]] = set(running)
+                if fetch is not None:
+                    waiting.add(fetch)
+                if not waiting:
+                    return
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if fetch is not None and fetch in done:
+                    finished_fetch, fetch = fetch, None
+                    try:
+                        item = finished_fetch.result()
+                    except StopAsyncIteration:
+                        exhausted = True
+                    else:
+                        running.add(asyncio.ensure_future(self.prepare(item)))
+                for task in done:
+                    if task in running:
+                        running.discard(task)
+                        yield task.result()
+        finally:
+            leftovers: list[asyncio.Future[Any]] = list(running)
+            if fetch is not None:
+                leftovers.append(fetch)
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                await asyncio.gather(*leftovers, return_exceptions=True)
+            await source.aclose()
+
+
+async def _as_items(
+    items: Iterable[ItemLike] | AsyncIterable[ItemLike], client: FireworksClient
+) -> AsyncGenerator[PrepareItem, None]:
+    if isinstance(items, AsyncIterable):
+        async for raw in items:
+            yield _coerce(raw, client)
+    else:
+        for raw in items:
+            yield _coerce(raw, client)
+
+
+def _coerce(raw: ItemLike, client: FireworksClient) -> PrepareItem:
+    if isinstance(raw, PrepareItem):
+        return raw
+    model, precision = raw
+    return PrepareItem(client.model_ref(model), precision)
+
+
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path

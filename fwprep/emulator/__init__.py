@@ -1,0 +1,217 @@
+"""A local emulator of the Fireworks control plane, for tests, demos and offline runs.
+
+It is a real HTTP server (``aiohttp.web``) on loopback that speaks the part of
+the API fwprep uses (prepare, get model) with the faults a real API has:
+errors, throttling, dropped connections, stalls, latency, and a rate limit.
+
+In an async program or test::
+
+    from fwprep.emulator import Emulator
+
+    async with Emulator(prepare_delay=0.2) as emu:
+        async with FireworksClient(emu.api_key, base_url=emu.base_url) as client:
+            await client.prepare_model("accounts/demo/models/m", "fp8")
+        assert emu.stats.prepare_successes["accounts/demo/models/m@FP8"] == 1
+
+From synchronous code (or a test that shells out to a CLI), use
+:class:`EmulatorThread`. Projects that install fwprep get a
+``fireworks_emulator`` pytest fixture (see :mod:`fwprep.emulator.pytest_plugin`).
+From a shell: ``fwprep emulator``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from fwprep.emulator.app import (
+    CatalogEntry,
+    EmulatorConfig,
+    EmulatorStats,
+    ErrorFormat,
+    Faults,
+    build_app,
+)
+
+__all__ = [
+    "CatalogEntry",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorStats",
+    "EmulatorThread",
+    "ErrorFormat",
+    "Faults",
+]
+
+
+class Emulator:
+    """A running emulator, as an async context manager.
+
+    Pass an :class:`EmulatorConfig`, or its fields as keywords
+    (``Emulator(rpm=600, faults=Faults(error_503=0.1), seed=1)``). It binds to
+    ``host`` (loopback by default) on ``port`` (a free port by default).
+
+    Attributes:
+        config: the :class:`EmulatorConfig` in force.
+        stats: the live :class:`EmulatorStats`.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **settings: Any,
+    ) -> None:
+        if config is not None and settings:
+            raise TypeError("pass either an EmulatorConfig or keyword settings, not both")
+        self.config = config or EmulatorConfig(**settings)
+        self.stats = EmulatorStats()
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def api_key(self) -> str:
+        """A key the emulator accepts (the first of ``config.api_keys``)."""
+        return self.config.api_keys[0]
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server, to pass as ``base_url``."""
+        if self._runner is None:
+            raise RuntimeError("the emulator is not running")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Start serving. Prefer ``async with``."""
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        app = build_app(self.config, self.stats)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop serving; requests still in flight (stalls included) are cut off."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        async with self:
+            await asyncio.Event().wait()
+
+
+class EmulatorThread:
+    """An :class:`Emulator` on its own event loop in a background thread.
+
+    For synchronous code and for tests that drive a subprocess (the fwprep
+    CLI, say) against the emulator::
+
+        with EmulatorThread(rpm=1200) as emu:
+            subprocess.run(["fwprep", "prepare", "m", "--base-url", emu.base_url], ...)
+            print(emu.stats.prepare_successes)
+
+    ``stats`` is written by the server thread; read it after the work it
+    counts has finished.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, **kwargs: Any) -> None:
+        self.emulator = Emulator(config, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The running server's ``http://host:port``."""
+        return self.emulator.base_url
+
+    @property
+    def api_key(self) -> str:
+        """A key the emulator accepts."""
+        return self.emulator.api_key
+
+    @property
+    def stats(self) -> EmulatorStats:
+        """The live :class:`EmulatorStats`."""
+        return self.emulator.stats
+
+    def start(self) -> None:
+        """Start the server thread and return once the server listens."""
+        ready = threading.Event()
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            try:
+                await self.emulator.start()
+            except BaseException as exc:
+                self._error = exc
+                ready.set()
+                return
+            ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await self.emulator.stop()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(main())
+            finally:
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fwprep-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+
+    def stop(self) -> None:
+        """Stop the server and wait for its thread to end."""
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,528 @@
+"""The emulator's HTTP application: the Fireworks control-plane subset fwprep speaks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, Literal
+
+import attrs
+from aiohttp import web
+
+from fwprep.errors import GRPC_CODE_NAMES
+from fwprep.names import _ID_RE
+from fwprep.precision import Precision
+
+__all__ = [
+    "CatalogEntry",
+    "EmulatorConfig",
+    "EmulatorStats",
+    "ErrorFormat",
+    "Faults",
+    "build_app",
+]
+
+ErrorFormat = Literal["google", "nested", "flat", "html", "empty"]
+"""How error bodies look: ``google`` ``{"code": 5, "message", "details"}``;
+``nested`` ``{"error": {"code", "message", "status"}}``; ``flat``
+``{"error": "Not Found", "message"}``; ``html`` a proxy's HTML page; ``empty``
+no body at all. The status code is the same in every format."""
+
+_PRECISIONS = frozenset(p.value for p in Precision)
+_HTTP_FOR_CODE = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INTERNAL": 500,
+    "DATA_LOSS": 500,
+    "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+
+
+def _probability(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attr.name} must be a probability between 0 and 1, got {value!r}")
+
+
+def _non_negative(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0 or math.isinf(value):
+        raise ValueError(f"{attr.name} must be a finite number >= 0, got {value!r}")
+
+
+@attrs.frozen
+class Faults:
+    """Faults the emulator injects, each with its own probability per request.
+
+    One random draw per request decides which fault (if any) it meets, so
+    the probabilities add up and must not exceed 1. With a seed in the
+    :class:`EmulatorConfig`, the same sequence of requests meets the same
+    sequence of faults.
+
+    Attributes:
+        error_500: answer 500 INTERNAL.
+        error_503: answer 503 UNAVAILABLE.
+        throttle_429: answer 429 RESOURCE_EXHAUSTED with no rate limit behind it.
+        bad_gateway: answer 502 with an HTML page, as a proxy would.
+        reset: read the request, then drop the connection without answering.
+        stall: hold the request for ``stall_seconds`` before answering, to
+            outlast the client's timeout.
+        stall_seconds: how long a stall lasts.
+        latency_ms: added to every request before it is handled.
+        latency_max_ms: when set, latency is uniform between ``latency_ms``
+            and this.
+    """
+
+    error_500: float = attrs.field(default=0.0, validator=_probability)
+    error_503: float = attrs.field(default=0.0, validator=_probability)
+    throttle_429: float = attrs.field(default=0.0, validator=_probability)
+    bad_gateway: float = attrs.field(default=0.0, validator=_probability)
+    reset: float = attrs.field(default=0.0, validator=_probability)
+    stall: float = attrs.field(default=0.0, validator=_probability)
+    stall_seconds: float = attrs.field(default=300.0, validator=_non_negative)
+    latency_ms: float = attrs.field(default=0.0, validator=_non_negative)
+    latency_max_ms: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        total = sum(p for _name, p in self.chances())
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"fault probabilities add up to {total:g}, more than 1")
+        if self.latency_max_ms is not None and self.latency_max_ms < self.latency_ms:
+            raise ValueError("latency_max_ms must be >= latency_ms")
+
+    def chances(self) -> tuple[tuple[str, float], ...]:
+        """The fault kinds and their probabilities, in the order they are drawn."""
+        return (
+            ("reset", self.reset),
+            ("stall", self.stall),
+            ("error_500", self.error_500),
+            ("error_503", self.error_503),
+            ("throttle_429", self.throttle_429),
+            ("bad_gateway", self.bad_gateway),
+        )
+
+
+@attrs.frozen
+class CatalogEntry:
+    """A model the emulator knows, when it is given a catalog.
+
+    Attributes:
+        supported_precisions: precisions the model is already prepared for.
+        calibrated: the model's ``calibrated`` field.
+        fail_preparation: when set, every preparation of this model fails
+            after the delay: its ``status`` becomes ``fail_code`` with this
+            message and no precision is added.
+        fail_code: the google.rpc code name of that failure.
+    """
+
+    supported_precisions: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    calibrated: bool = False
+    fail_preparation: str | None = None
+    fail_code: str = "INTERNAL"
+
+
+@attrs.frozen
+class EmulatorConfig:
+    """How an emulator behaves. Every setting has a harmless default.
+
+    Attributes:
+        api_keys: keys accepted as ``Authorization: Bearer <key>``; the first
+            is the one :attr:`Emulator.api_key` reports.
+        catalog: full model names (``accounts/a/models/m``) the emulator
+            knows; any other model is 404. ``None`` means every model exists.
+        prepare_delay: seconds from an accepted prepare until the precision
+            shows on the model.
+        rpm: account-wide limit in requests per minute (a token bucket per
+            account); ``None`` for no limit. Above it: 429 RESOURCE_EXHAUSTED.
+        burst: the bucket's depth; default one second's worth of ``rpm``.
+        retry_after: send ``Retry-After`` (whole seconds) with rate-limit 429s.
+        error_format: the shape of error bodies, see :data:`ErrorFormat`.
+        faults: the :class:`Faults` to inject.
+        seed: makes fault draws and latencies reproducible.
+    """
+
+    api_keys: tuple[str, ...] = attrs.field(default=("fw-emulator-key",), converter=tuple)
+    catalog: Mapping[str, CatalogEntry] | None = None
+    prepare_delay: float = attrs.field(default=0.0, validator=_non_negative)
+    rpm: float | None = None
+    burst: float | None = None
+    retry_after: bool = False
+    error_format: ErrorFormat = "google"
+    faults: Faults = attrs.field(factory=Faults)
+    seed: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.api_keys or not all(self.api_keys):
+            raise ValueError("api_keys must hold at least one non-empty key")
+        if self.rpm is not None and not self.rpm > 0:
+            raise ValueError("rpm must be > 0")
+        if self.error_format not in ("google", "nested", "flat", "html", "empty"):
+            raise ValueError(f"unknown error_format {self.error_format!r}")
+
+
+@attrs.define
+class EmulatorStats:
+    """What an emulator has served so far. Read it in process or at ``GET /_emulator/stats``.
+
+    Attributes:
+        requests: every request to the API routes.
+        prepare_requests: per key (``accounts/a/models/m@FP8``, as
+            :attr:`fwprep.PrepareItem.key`), prepare requests received.
+        prepare_successes: per key, prepares answered 200.
+        statuses: per HTTP status, answers sent (a dropped connection is 0).
+        faults: per fault kind, faults injected.
+        in_flight: requests being handled now.
+        max_in_flight: the most requests ever handled at once.
+    """
+
+    requests: int = 0
+    prepare_requests: Counter[str] = attrs.field(factory=Counter)
+    prepare_successes: Counter[str] = attrs.field(factory=Counter)
+    statuses: Counter[int] = attrs.field(factory=Counter)
+    faults: Counter[str] = attrs.field(factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready copy (status codes become string keys)."""
+        return {
+            "requests": self.requests,
+            "prepare_requests": dict(self.prepare_requests),
+            "prepare_successes": dict(self.prepare_successes),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "faults": dict(self.faults),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+        }
+
+
+@attrs.define
+class _ModelState:
+    supported: list[str]
+    calibrated: bool
+    pending: dict[str, float] = attrs.field(factory=dict)
+    status: tuple[str, str] = ("OK", "")
+
+
+class _Bucket:
+    def __init__(self, per_second: float, depth: float) -> None:
+        self.per_second = per_second
+        self.depth = depth
+        self.tokens = depth
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """Take a token; return 0 on success, else seconds until one is there."""
+        now = time.monotonic()
+        self.tokens = min(self.depth, self.tokens + (now - self.stamp) * self.per_second)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.per_second
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class _Service:
+    """The emulator's state and request handlers."""
+
+    def __init__(self, config: EmulatorConfig, stats: EmulatorStats) -> None:
+        self.config = config
+        self.stats = stats
+        self.rng = random.Random(config.seed)
+        self.models: dict[str, _ModelState] = {}
+        self.buckets: dict[str, _Bucket] = {}
+        self.keys = frozenset(f"Bearer {k}" for k in config.api_keys)
+        self.stalls: set[asyncio.Task[Any]] = set()
+
+    # -- shared steps -----------------------------------------------------------
+
+    def error(
+        self, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        status = _HTTP_FOR_CODE.get(code, 500)
+        return self.error_status(status, code, message, headers)
+
+    def error_status(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        fmt = self.config.error_format
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        number = GRPC_CODE_NAMES.index(code) if code in GRPC_CODE_NAMES else 2
+        if fmt == "google":
+            body: bytes = json.dumps({"code": number, "message": message, "details": []}).encode()
+            ctype = "application/json"
+        elif fmt == "nested":
+            payload = {"error": {"code": number, "message": message, "status": code}}
+            body, ctype = json.dumps(payload).encode(), "application/json"
+        elif fmt == "flat":
+            body = json.dumps({"error": reason, "message": message}).encode()
+            ctype = "application/json"
+        elif fmt == "html":
+            body, ctype = _html_page(status, reason), "text/html"
+        else:
+            body, ctype = b"", "application/json"
+        return web.Response(status=status, body=body, content_type=ctype, headers=headers)
+
+    def check_auth(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization")
+        if header is None:
+            raise _Reject("UNAUTHENTICATED", "missing Authorization header")
+        if header not in self.keys:
+            raise _Reject("UNAUTHENTICATED", "invalid API key")
+
+    def check_rate(self, account: str) -> None:
+        rpm = self.config.rpm
+        if rpm is None:
+            return
+        bucket = self.buckets.get(account)
+        if bucket is None:
+            depth = self.config.burst if self.config.burst is not None else max(1.0, rpm / 60.0)
+            bucket = self.buckets[account] = _Bucket(rpm / 60.0, depth)
+        wait = bucket.take()
+        if wait > 0:
+            headers = (
+                {"Retry-After": str(max(1, math.ceil(wait)))} if self.config.retry_after else {}
+            )
+            raise _Reject(
+                "RESOURCE_EXHAUSTED",
+                f"request rate limit exceeded for account {account}: {rpm:g} requests/minute",
+                headers,
+            )
+
+    def check_ids(self, account: str, model: str) -> str:
+        for what, value in (("account id", account), ("model id", model)):
+            if not _ID_RE.fullmatch(value):
+                raise _Reject(
+                    "INVALID_ARGUMENT",
+                    f"invalid {what} {value!r}: ids are 1-63 characters of a-z, 0-9 and '-', "
+                    "not starting or ending with '-'",
+                )
+        name = f"accounts/{account}/models/{model}"
+        catalog = self.config.catalog
+        if catalog is not None and name not in catalog:
+            raise _Reject("NOT_FOUND", f"model not found: {name}")
+        return name
+
+    def state_of(self, name: str) -> _ModelState:
+        state = self.models.get(name)
+        if state is None:
+            entry = (self.config.catalog or {}).get(name) or CatalogEntry()
+            state = self.models[name] = _ModelState(
+                list(entry.supported_precisions), entry.calibrated
+            )
+        return state
+
+    def settle(self, name: str, state: _ModelState) -> None:
+        if not state.pending:
+            return
+        now = time.monotonic()
+        entry = (self.config.catalog or {}).get(name)
+        for precision, ready_at in list(state.pending.items()):
+            if ready_at > now:
+                continue
+            del state.pending[precision]
+            if entry is not None and entry.fail_preparation is not None:
+                state.status = (entry.fail_code, entry.fail_preparation)
+            elif precision not in state.supported:
+                state.supported.append(precision)
+
+    async def inject(self, request: web.Request) -> web.StreamResponse | None:
+        """Apply latency and at most one fault; return a response to send instead, if any."""
+        faults = self.config.faults
+        if faults.latency_ms or faults.latency_max_ms:
+            high = faults.latency_max_ms if faults.latency_max_ms is not None else faults.latency_ms
+            delay = self.rng.uniform(faults.latency_ms, high) / 1000.0
+        else:
+            delay = 0.0
+        draw = self.rng.random()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        for kind, chance in faults.chances():
+            if draw >= chance:
+                draw -= chance
+                continue
+            self.stats.faults[kind] += 1
+            if kind == "reset":
+                await request.read()
+                if request.transport is not None:
+                    request.transport.abort()
+                self.stats.statuses[0] += 1
+                raise _Dropped
+            if kind == "stall":
+                await asyncio.sleep(faults.stall_seconds)
+                return None
+            if kind == "error_500":
+                return self.error("INTERNAL", "internal error (injected)")
+            if kind == "error_503":
+                return self.error("UNAVAILABLE", "service unavailable (injected)")
+            if kind == "throttle_429":
+                return self.error("RESOURCE_EXHAUSTED", "too many requests (injected)")
+            return web.Response(
+                status=502, body=_html_page(502, "Bad Gateway"), content_type="text/html"
+            )
+        return None
+
+    # -- handlers -----------------------------------------------------------------
+
+    async def prepare(self, request: web.Request) -> web.StreamResponse:
+        spec = request.match_info["spec"]
+        model, sep, verb = spec.rpartition(":")
+        if not sep or verb != "prepare":
+            return self.error("NOT_FOUND", f"no such method: POST {request.path}")
+        account = request.match_info["account"]
+        injected = await self.inject(request)
+        if injected is not None:
+            return injected
+        self.check_auth(request)
+        self.check_rate(account)
+        name = self.check_ids(account, model)
+        precision = _parse_prepare_body(await request.read())
+        key = name if precision is None else f"{name}@{precision}"
+        self.stats.prepare_requests[key] += 1
+        state = self.state_of(name)
+        self.settle(name, state)
+        if precision is not None:
+            state.pending.setdefault(precision, time.monotonic() + self.config.prepare_delay)
+            if self.config.prepare_delay == 0:
+                self.settle(name, state)
+        self.stats.prepare_successes[key] += 1
+        return web.Response(body=b"{}", content_type="application/json")
+
+    async def get_model(self, request: web.Request) -> web.StreamResponse:
+        account = request.match_info["account"]
+        model = request.match_info["spec"]
+        if ":" in model:
+            return self.error("NOT_FOUND", f"no such method: GET {request.path}")
+        injected = await self.inject(request)
+        if injected is not None:
+            return injected
+        self.check_auth(request)
+        self.check_rate(account)
+        name = self.check_ids(account, model)
+        state = self.state_of(name)
+        self.settle(name, state)
+        return web.json_response(_model_json(name, model, state))
+
+    async def stats_handler(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.stats.to_json())
+
+
+class _Dropped(Exception):
+    """The connection was dropped on purpose; there is nothing to answer."""
+
+
+def _parse_prepare_body(raw: bytes) -> str | None:
+    """Validate a prepare body against the contract; return the precision, if any."""
+    if not raw.strip():
+        raise _Reject("INVALID_ARGUMENT", "the request body is required (a JSON object)")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise _Reject("INVALID_ARGUMENT", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _Reject("INVALID_ARGUMENT", "the request body must be a JSON object")
+    for field in body:
+        if field not in ("precision", "readMask"):
+            raise _Reject("INVALID_ARGUMENT", f"unknown field {field!r} in the request body")
+    mask = body.get("readMask")
+    if "readMask" in body and not isinstance(mask, str):
+        raise _Reject("INVALID_ARGUMENT", "field 'readMask' must be a string")
+    if "precision" not in body:
+        return None
+    precision = body["precision"]
+    if not isinstance(precision, str) or precision not in _PRECISIONS:
+        raise _Reject(
+            "INVALID_ARGUMENT",
+            f"field 'precision': invalid value {precision!r}; expected one of "
+            + ", ".join(p.value for p in Precision),
+        )
+    return precision
+
+
+def _model_json(name: str, model_id: str, state: _ModelState) -> dict[str, Any]:
+    return {
+        "name": name,
+        "displayName": model_id,
+        "description": "",
+        "createTime": "2026-01-01T00:00:00Z",
+        "updateTime": "2026-01-01T00:00:00Z",
+        "state": "READY",
+        "status": {"code": state.status[0], "message": state.status[1]},
+        "kind": "HF_BASE_MODEL",
+        "public": False,
+        "contextLength": 8192,
+        "calibrated": state.calibrated,
+        "supportedPrecisions": list(state.supported),
+        "supportedPrecisionsWithCalibration": [],
+        "baseModelDetails": {"worldSize": 1, "parameterCount": "7000000000"},
+        "deprecationDate": None,
+    }
+
+
+def _html_page(status: int, reason: str) -> bytes:
+    return (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode()
+
+
+def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
+    """The aiohttp application serving ``config``, recording into ``stats``."""
+    service = _Service(config, stats)
+
+    @web.middleware
+    async def account(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/_emulator/"):
+            response: web.StreamResponse = await handler(request)
+            return response
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            try:
+                response = await handler(request)
+            except _Reject as reject:
+                response = service.error(reject.code, reject.message, reject.headers)
+            except _Dropped:
+                # The connection is already aborted; this answer is never written.
+                return web.Response(status=500)
+            except web.HTTPException as exc:
+                code = "NOT_FOUND" if exc.status == 404 else "INVALID_ARGUMENT"
+                if exc.status == 405:
+                    code = "UNIMPLEMENTED"
+                response = service.error_status(exc.status, code, exc.reason)
+            stats.statuses[response.status] += 1
+            return response
+        finally:
+            stats.in_flight -= 1
+
+    app = web.Application(middlewares=[account])
+    app["fwprep.service"] = service
+    app.router.add_post("/v1/accounts/{account}/models/{spec}", service.prepare)
+    app.router.add_get("/v1/accounts/{account}/models/{spec}", service.get_model)
+    app.router.add_get("/_emulator/stats", service.stats_handler)
+    return app

@@ -1,0 +1,385 @@
+"""The exceptions fwprep raises, and how it reads the error bodies the API sends.
+
+Every exception fwprep raises on purpose derives from :class:`FwprepError`, so
+``except fwprep.FwprepError`` catches them all. The tree separates what a
+caller does about each case::
+
+    FwprepError
+    ├── ConfigError                  fwprep is set up wrongly (no API key, bad base URL)
+    ├── InputError (ValueError)      a value given to fwprep is not valid
+    │   ├── InvalidPrecisionError    "fp9" is not a precision
+    │   └── InvalidModelError        "My_Model" is not a model id
+    ├── ApiError                     the server answered, and the answer was "no"
+    │   ├── BadRequestError          400, 422: the request itself is wrong; do not retry
+    │   ├── AuthenticationError      401: the API key is missing, wrong or revoked
+    │   ├── PermissionDeniedError    403: the key may not touch this account or model
+    │   ├── NotFoundError            404: no such account or model
+    │   ├── ConflictError            409: ABORTED (transient) or ALREADY_EXISTS
+    │   ├── RateLimitError           429: over the account's request limit
+    │   ├── ServerError              5xx: the server failed; usually transient
+    │   └── UnexpectedResponseError  a 2xx answer whose body fwprep cannot read
+    ├── TransportError               no usable answer arrived at all
+    │   ├── ConnectError             the connection could not be opened
+    │   ├── ReadError                the connection broke (reset, closed early)
+    │   └── RequestTimeoutError      (also TimeoutError) no answer in time
+    ├── PreparationFailedError       the model reports that preparation failed
+    └── WaitTimeoutError             (also TimeoutError) preparation did not finish in time
+
+"The server said no" (:class:`ApiError`) and "the request never got an answer"
+(:class:`TransportError`) are kept apart because the retry decision depends on
+it: a transport failure may or may not have reached the server, an API error
+certainly did.
+
+No exception carries the API key: messages are built from the status, the
+error body and the model name only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConflictError",
+    "ConnectError",
+    "ErrorBody",
+    "FwprepError",
+    "InputError",
+    "InvalidModelError",
+    "InvalidPrecisionError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PreparationFailedError",
+    "RateLimitError",
+    "ReadError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TransportError",
+    "UnexpectedResponseError",
+    "WaitTimeoutError",
+    "api_error_for",
+    "parse_error_body",
+]
+
+# google.rpc.Code numbers and names, in the order the proto defines them.
+GRPC_CODE_NAMES: tuple[str, ...] = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+
+_MAX_MESSAGE_CHARS = 500
+
+
+class FwprepError(Exception):
+    """The root of every error fwprep raises on purpose."""
+
+
+class ConfigError(FwprepError):
+    """fwprep is configured in a way that cannot work.
+
+    Raised before any request is sent: no API key was given or found in
+    ``FIREWORKS_API_KEY``, the base URL is not an ``http(s)://`` URL, or it
+    would send the key in clear text to a host that is not this machine.
+    """
+
+
+class InputError(FwprepError, ValueError):
+    """A value handed to fwprep is not valid. Also a :class:`ValueError`."""
+
+
+class InvalidPrecisionError(InputError):
+    """A precision name that is not one of the 15 the API knows.
+
+    ``suggestions`` holds the closest valid names, best first, and the message
+    names them, so ``fp8mm`` tells its user about ``FP8_MM``.
+    """
+
+    def __init__(self, value: str, suggestions: tuple[str, ...] = ()) -> None:
+        self.value = value
+        self.suggestions = suggestions
+        hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"unknown precision {value!r}{hint}")
+
+
+class InvalidModelError(InputError):
+    """A model reference that is not a valid resource name or id."""
+
+
+class ApiError(FwprepError):
+    """The server answered with an HTTP error status.
+
+    Attributes:
+        status: the HTTP status code, for example 404.
+        code: the google.rpc code name from the error body when there is one
+            (``"NOT_FOUND"``), else ``None``.
+        message: the server's message, or a description of the body when it
+            was not the JSON the API documents (an HTML page from a proxy, an
+            empty body).
+        request_id: the server's request id header (``x-request-id``) when
+            sent; quote it to Fireworks support.
+        retry_after: seconds the server asked the client to wait, if it did.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.code:
+            parts.append(self.code)
+        text = " ".join(parts) + f": {self.message}"
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_api_error,
+            (type(self), self.status, self.message, self.code, self.request_id, self.retry_after),
+        )
+
+
+def _rebuild_api_error(
+    cls: type[ApiError],
+    status: int,
+    message: str,
+    code: str | None,
+    request_id: str | None,
+    retry_after: float | None,
+) -> ApiError:
+    return cls(status, message, code=code, request_id=request_id, retry_after=retry_after)
+
+
+class BadRequestError(ApiError):
+    """400 or 422: the request is malformed or names something invalid. Not retried."""
+
+
+class AuthenticationError(ApiError):
+    """401: the API key is missing, wrong or revoked. Not retried; a batch halts."""
+
+
+class PermissionDeniedError(ApiError):
+    """403: the key is valid but may not act on this account or model. Not retried."""
+
+
+class NotFoundError(ApiError):
+    """404: the account or model does not exist (or the key cannot see it). Not retried."""
+
+
+class ConflictError(ApiError):
+    """409: ``ABORTED`` is transient and retried; ``ALREADY_EXISTS`` counts as done."""
+
+
+class RateLimitError(ApiError):
+    """429: the account's request limit was exceeded. Retried after a pause."""
+
+
+class ServerError(ApiError):
+    """5xx: the server failed. 500, 502, 503 and 504 are retried."""
+
+
+class UnexpectedResponseError(ApiError):
+    """A successful status whose body is not what the API documents."""
+
+
+class TransportError(FwprepError):
+    """No usable answer arrived: the request may or may not have reached the server."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened (refused, DNS failure, TLS failure)."""
+
+
+class ReadError(TransportError):
+    """The connection broke before the whole answer arrived (reset, closed early)."""
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """No answer arrived within the client's timeout. Also a :class:`TimeoutError`."""
+
+
+class PreparationFailedError(FwprepError):
+    """The model's ``status`` reports that its last operation failed.
+
+    ``code`` is the status code name (``"INTERNAL"``), ``message`` the server's text.
+    """
+
+    def __init__(self, model: str, code: str, message: str) -> None:
+        self.model = model
+        self.code = code
+        self.message = message
+        super().__init__(f"preparation of {model} failed: {code}: {message or '(no message)'}")
+
+
+class WaitTimeoutError(FwprepError, TimeoutError):
+    """A precision did not appear on the model before the wait timed out."""
+
+
+@attrs.frozen
+class ErrorBody:
+    """What fwprep could read from an error response body.
+
+    ``code`` is a google.rpc code name when the body carried one, ``message``
+    always holds readable text.
+    """
+
+    code: str | None
+    message: str
+
+
+def _code_name(raw: object) -> str | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return GRPC_CODE_NAMES[raw] if 0 <= raw < len(GRPC_CODE_NAMES) else str(raw)
+    if isinstance(raw, str) and raw.strip():
+        text = raw.strip()
+        if text.isdigit():
+            return _code_name(int(text))
+        upper = text.upper()
+        return upper if upper in GRPC_CODE_NAMES else None
+    return None
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > _MAX_MESSAGE_CHARS:
+        return text[: _MAX_MESSAGE_CHARS - 3] + "..."
+    return text
+
+
+def _message_of(value: object) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def parse_error_body(status: int, body: bytes, content_type: str | None = None) -> ErrorBody:
+    """Read an error response body in any of the shapes seen from the API.
+
+    Understood shapes, tried in order:
+
+    - google.rpc.Status: ``{"code": 5, "message": "...", "details": [...]}``
+      (the code may also be a name such as ``"NOT_FOUND"``);
+    - nested: ``{"error": {"code": ..., "message": ..., "status": "NOT_FOUND"}}``;
+    - flat: ``{"error": "Too Many Requests", "message": "..."}``;
+    - anything else: non-JSON text (an HTML page from a proxy) is reduced to its
+      title or first words; an empty body becomes the HTTP reason.
+
+    Never raises: any bytes give an :class:`ErrorBody` with a readable message.
+    """
+    text = body.decode("utf-8", errors="replace").strip()
+    data: object = None
+    if text[:1] in ("{", "["):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+    if isinstance(data, dict):
+        parsed = _from_json_object(data)
+        if parsed is not None:
+            return ErrorBody(parsed.code, _clip(parsed.message))
+    if not text:
+        return ErrorBody(None, _reason(status) + " (empty body)")
+    if "<" in text and ("html" in (content_type or "").lower() or "<html" in text.lower()):
+        return ErrorBody(None, _clip(_html_summary(text, status)))
+    return ErrorBody(None, _clip(text))
+
+
+def _from_json_object(data: dict[str, Any]) -> ErrorBody | None:
+    error = data.get("error")
+    if isinstance(error, dict):
+        inner = _from_json_object(error)
+        if inner is not None:
+            return inner
+    code = _code_name(data.get("code")) or _code_name(data.get("status"))
+    message = _message_of(data.get("message"))
+    if isinstance(error, str) and error.strip():
+        message = f"{error}: {message}" if message and message != error else error
+    if message is None and code is None:
+        return None
+    return ErrorBody(code, message or code or "")
+
+
+def _html_summary(text: str, status: int) -> str:
+    lower = text.lower()
+    start = lower.find("<title>")
+    end = lower.find("</title>")
+    if start != -1 and end > start:
+        title = text[start + len("<title>") : end].strip()
+        if title:
+            return f"HTML error page: {title}"
+    return f"HTML error page ({_reason(status)})"
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def api_error_for(
+    status: int,
+    body: ErrorBody,
+    *,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> ApiError:
+    """Build the :class:`ApiError` subclass that matches an HTTP status."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        if 500 <= status <= 599:
+            cls = ServerError
+        elif 200 <= status <= 299:
+            cls = UnexpectedResponseError
+        else:
+            cls = ApiError
+    return cls(status, body.message, code=body.code, request_id=request_id, retry_after=retry_after)
