@@ -134,7 +134,9 @@ class FireworksClient:
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("FIREWORKS_API_KEY", "")
         if not key or not key.strip():
-            raise ConfigError("no Fireworks API key: pass api_key=... or set FIREWORKS_API_KEY")
+            raise ConfigError(
+                "no Fireworks API key: set FIREWORKS_API_KEY or pass the key explicitly"
+            )
         if any(c in key for c in "\r\n"):
             raise ConfigError("the API key contains a line break")
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
