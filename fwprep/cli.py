@@ -382,6 +382,7 @@ async def _cmd_prepare(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.output == "text":
             _say(f"{ref}: preparation for {what} started; waiting for it to finish")
+        assert precision is not None
         try:
             await client.wait_until_prepared(
                 ref, precision, timeout=args.wait_timeout, poll_interval=args.poll_interval

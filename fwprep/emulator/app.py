@@ -8,7 +8,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -53,6 +53,10 @@ _HTTP_FOR_CODE = {
     "UNAVAILABLE": 503,
     "DEADLINE_EXCEEDED": 504,
 }
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
 
 
 def _probability(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
@@ -130,7 +134,7 @@ class CatalogEntry:
         fail_code: the google.rpc code name of that failure.
     """
 
-    supported_precisions: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    supported_precisions: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     calibrated: bool = False
     fail_preparation: str | None = None
     fail_code: str = "INTERNAL"
@@ -156,7 +160,7 @@ class EmulatorConfig:
         seed: makes fault draws and latencies reproducible.
     """
 
-    api_keys: tuple[str, ...] = attrs.field(default=("fw-emulator-key",), converter=tuple)
+    api_keys: tuple[str, ...] = attrs.field(default=("fw-emulator-key",), converter=_str_tuple)
     catalog: Mapping[str, CatalogEntry] | None = None
     prepare_delay: float = attrs.field(default=0.0, validator=_non_negative)
     rpm: float | None = None
