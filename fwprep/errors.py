@@ -265,7 +265,8 @@ def _code_name(raw: object) -> str | None:
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
-        return GRPC_CODE_NAMES[raw] if 0 <= raw < len(GRPC_CODE_NAMES) else str(raw)
+        # Out of range: an HTTP status in the "code" field (Google API style), not a gRPC code.
+        return GRPC_CODE_NAMES[raw] if 0 <= raw < len(GRPC_CODE_NAMES) else None
     if isinstance(raw, str) and raw.strip():
         text = raw.strip()
         if text.isdigit():
@@ -326,7 +327,7 @@ def _from_json_object(data: dict[str, Any]) -> ErrorBody | None:
         inner = _from_json_object(error)
         if inner is not None:
             return inner
-    code = _code_name(data.get("code")) or _code_name(data.get("status"))
+    code = _code_name(data.get("status")) or _code_name(data.get("code"))
     message = _message_of(data.get("message"))
     if isinstance(error, str) and error.strip():
         message = f"{error}: {message}" if message and message != error else error

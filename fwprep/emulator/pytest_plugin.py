@@ -1,0 +1,55 @@
+"""A pytest plugin: the ``fireworks_emulator`` fixture, for any project that installs fwprep.
+
+Installed with fwprep (through the ``pytest11`` entry point), so a test suite
+gets a fake Fireworks with nothing to configure::
+
+    def test_my_service_prepares_models(fireworks_emulator):
+        run_my_service()  # reads FIREWORKS_BASE_URL / FIREWORKS_API_KEY as usual
+        assert fireworks_emulator.stats.prepare_successes["accounts/acme/models/m@FP8"] == 1
+
+The fixture starts an emulator on a free loopback port in a background
+thread (so it serves synchronous code, subprocesses and any async framework
+alike), points ``FIREWORKS_BASE_URL``, ``FIREWORKS_API_KEY`` and
+``FIREWORKS_ACCOUNT_ID`` (``"test-account"``) at it for the test, and stops it
+afterwards. To configure it, mark the test::
+
+    @pytest.mark.fireworks_emulator(rpm=600, retry_after=True)
+    def test_under_rate_limit(fireworks_emulator): ...
+
+The mark takes the keyword arguments of :class:`fwprep.emulator.EmulatorConfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fwprep.emulator import EmulatorThread
+
+__all__ = ["fireworks_emulator"]
+
+TEST_ACCOUNT = "test-account"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``fireworks_emulator`` mark."""
+    config.addinivalue_line(
+        "markers",
+        "fireworks_emulator(**settings): settings for the fireworks_emulator fixture "
+        "(the fields of fwprep.emulator.EmulatorConfig)",
+    )
+
+
+@pytest.fixture
+def fireworks_emulator(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[EmulatorThread]:
+    """A running Fireworks emulator, with the FIREWORKS_* variables pointing at it."""
+    marker = request.node.get_closest_marker("fireworks_emulator")
+    settings = dict(marker.kwargs) if marker is not None else {}
+    with EmulatorThread(**settings) as emulator:
+        monkeypatch.setenv("FIREWORKS_BASE_URL", emulator.base_url)
+        monkeypatch.setenv("FIREWORKS_API_KEY", emulator.api_key)
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", TEST_ACCOUNT)
+        yield emulator
