@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -24,3 +26,45 @@ def _no_backoff() -> Iterator[None]:
 @pytest.fixture
 def real_waits() -> None:
     fwprep.set_testing(False)
+
+
+class _SentWriter:
+    """What aiohttp >= 3.14 reads from a request writer once the request is sent."""
+
+    output_size = 0
+
+
+def _compat_response_class() -> type[Any] | None:
+    """aioresponses 0.7.x builds ClientResponse without aiohttp 3.14's ``stream_writer``.
+
+    Until aioresponses supports it (pnuckowski/aioresponses#289), mocked
+    responses use a ClientResponse that supplies a finished writer.
+    """
+    import aiohttp
+
+    if "stream_writer" not in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
+        return None
+
+    class CompatResponse(aiohttp.ClientResponse):
+        def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("stream_writer", _SentWriter())
+            super().__init__(method, url, **kwargs)
+
+    return CompatResponse
+
+
+@pytest.fixture
+def mocked() -> Iterator[Any]:
+    """aioresponses, working with the installed aiohttp."""
+    from aioresponses import aioresponses
+
+    response_class = _compat_response_class()
+
+    class Mocked(aioresponses):  # type: ignore[misc]
+        def add(self, *args: Any, **kwargs: Any) -> None:
+            if kwargs.get("response_class") is None and response_class is not None:
+                kwargs["response_class"] = response_class
+            super().add(*args, **kwargs)
+
+    with Mocked() as m:
+        yield m
