@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -87,7 +86,12 @@ async def test_transient_statuses_are_retried(mocked: Any, client: FireworksClie
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(400, BadRequestError), (401, AuthenticationError), (404, NotFoundError), (422, BadRequestError)],
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (404, NotFoundError),
+        (422, BadRequestError),
+    ],
 )
 async def test_permanent_errors_are_not_retried(
     mocked: Any, client: FireworksClient, status: int, error: type[Exception]
@@ -163,7 +167,9 @@ async def test_retry_after_beyond_the_cap_fails_at_once(
     mocked: Any, client: FireworksClient
 ) -> None:
     mocked.post(PREPARE, status=429, headers={"Retry-After": "120"}, body=b"", repeat=True)
-    with pytest.raises(RateLimitError, match=r"asked to wait 120 s, longer than max_retry_after=60 s"):
+    with pytest.raises(
+        RateLimitError, match=r"asked to wait 120 s, longer than max_retry_after=60 s"
+    ):
         await client.prepare_model("ft-7", "fp8")
     assert len(sent(mocked, "POST", PREPARE)) == 1
 
@@ -194,7 +200,7 @@ async def test_success_refills_the_budget(mocked: Any) -> None:
     [
         (aiohttp.ServerDisconnectedError(), ReadError),
         (aiohttp.ClientOSError(104, "Connection reset by peer"), ReadError),
-        (asyncio.TimeoutError(), RequestTimeoutError),
+        (TimeoutError(), RequestTimeoutError),
         (aiohttp.ServerTimeoutError("read timeout"), RequestTimeoutError),
     ],
 )
@@ -254,7 +260,7 @@ async def test_wait_until_prepared_fails_on_a_failed_status(
 
 async def test_wait_until_prepared_times_out(mocked: Any, client: FireworksClient) -> None:
     mocked.get(MODEL, payload={"state": "READY"}, repeat=True)
-    with pytest.raises(WaitTimeoutError, match="FP8 did not appear within 0.05 s"):
+    with pytest.raises(WaitTimeoutError, match=r"FP8 did not appear within 0\.05 s"):
         await client.wait_until_prepared("ft-7", "fp8", timeout=0.05, poll_interval=0.01)
 
 
@@ -278,9 +284,7 @@ async def test_plain_http_to_a_remote_host_is_refused_before_any_request(mocked:
     assert not mocked.requests
 
 
-async def test_the_key_never_shows(
-    mocked: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_the_key_never_shows(mocked: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     mocked.post(PREPARE, status=401, payload={"code": 16, "message": "bad key"})
     mocked.post(PREPARE, exception=aiohttp.ServerDisconnectedError(), repeat=True)
@@ -289,7 +293,7 @@ async def test_the_key_never_shows(
         for _ in range(2):
             try:
                 await c.prepare_model("ft-7", "fp8")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 texts += [repr(exc), str(exc), repr(exc.__cause__), repr(exc.__context__)]
     texts += [r.getMessage() for r in caplog.records]
     assert any("POST" in t for t in texts[6:])  # requests were logged

@@ -96,11 +96,19 @@ def test_arbitrary_bytes_never_raise(status: int, body: bytes, ctype: str | None
     assert parsed.message
 
 
-@given(st.dictionaries(st.text(max_size=10), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-    max_leaves=10,
-)))
+@given(
+    st.dictionaries(
+        st.text(max_size=10),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
+            max_leaves=10,
+        ),
+    )
+)
 def test_arbitrary_json_objects_never_raise(data: dict[str, object]) -> None:
     import json
 

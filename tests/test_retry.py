@@ -69,7 +69,12 @@ def test_testing_switch_zeroes_backoff() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_attempts": 0}, {"initial_backoff": -1}, {"jitter": 1.5}, {"max_retry_after": float("inf")}],
+    [
+        {"max_attempts": 0},
+        {"initial_backoff": -1},
+        {"jitter": 1.5},
+        {"max_retry_after": float("inf")},
+    ],
 )
 def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011

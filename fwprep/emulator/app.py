@@ -525,7 +525,6 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
             stats.in_flight -= 1
 
     app = web.Application(middlewares=[account])
-    app["fwprep.service"] = service
     app.router.add_post("/v1/accounts/{account}/models/{spec}", service.prepare)
     app.router.add_get("/v1/accounts/{account}/models/{spec}", service.get_model)
     app.router.add_get("/_emulator/stats", service.stats_handler)
