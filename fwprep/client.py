@@ -262,7 +262,7 @@ class FireworksClient:
                 if status == 429:
                     self.limiter.on_throttle(sent_at)
                 else:
-                    self.limiter.on_success()
+                    self.limiter.on_success(sent_at)
                 verdict = classify_response(status, headers, body, policy)
                 if verdict.action in (Action.SUCCESS, Action.ALREADY_DONE):
                     self.retry_budget.release(spent)
@@ -294,11 +294,12 @@ class FireworksClient:
                 if policy.max_attempts > 1:
                     error = _with_note(error, f"gave up after {attempts} attempts")
                 return _Exchange(status, body, error, attempts, time.monotonic() - started)
-            cost = self.retry_budget.try_acquire(timeout=is_timeout)
-            if cost is None:
-                error = _with_note(error, "not retried: the client's retry budget is spent")
-                return _Exchange(status, body, error, attempts, time.monotonic() - started)
-            spent += cost
+            if status != 429:  # throttling is paced by the rate limiter, not the budget
+                cost = self.retry_budget.try_acquire(timeout=is_timeout)
+                if cost is None:
+                    error = _with_note(error, "not retried: the client's retry budget is spent")
+                    return _Exchange(status, body, error, attempts, time.monotonic() - started)
+                spent += cost
             if wait > 0:
                 await anyio.sleep(wait)
 

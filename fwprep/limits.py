@@ -1,7 +1,7 @@
 """Rate limiting: a smooth fixed rate, or one that adapts to the server's 429s.
 
 Both limiters share one interface: ``await limiter.acquire()`` before a
-request is sent (it returns the send time), then ``limiter.on_success()`` or
+request is sent (it returns the send time), then ``limiter.on_success(sent_at)`` or
 ``limiter.on_throttle(sent_at)`` when the answer arrives. Concurrency is not
 limited here but by the client, before :meth:`acquire` is called.
 """
@@ -9,7 +9,6 @@ limited here but by the client, before :meth:`acquire` is called.
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Protocol
 
 import anyio
@@ -24,8 +23,8 @@ class RateLimiter(Protocol):
         """Wait until one request may be sent; return the monotonic send time."""
         ...
 
-    def on_success(self) -> None:
-        """Record an answer that was not a 429."""
+    def on_success(self, sent_at: float) -> None:
+        """Record an answer that was not a 429, for a request sent at ``sent_at``."""
         ...
 
     def on_throttle(self, sent_at: float) -> None:
@@ -70,7 +69,7 @@ class TokenBucket:
             await anyio.sleep(delay)
         return time.monotonic()
 
-    def on_success(self) -> None:
+    def on_success(self, sent_at: float) -> None:
         """A fixed rate does not change with the answers."""
 
     def on_throttle(self, sent_at: float) -> None:
@@ -78,42 +77,60 @@ class TokenBucket:
 
 
 class AdaptiveRateLimiter:
-    """A send rate that finds the server's limit from its 429 answers.
+    """A send rate that finds the server's limit from the share of 429 answers.
 
-    It starts unlimited. On the first 429 it measures the rate it was
-    actually sending at and cuts that by ``decrease_factor``; every later
-    429 cuts the current rate again, but only once per burst: a 429 for a
-    request sent before the last cut says nothing new and is ignored. While
-    answers succeed the rate grows by ``increase_per_second`` requests a
-    second every second, so after a cut it climbs back toward the limit, is
-    cut again just above it, and settles in a saw-tooth under it (AIMD, as
-    TCP and botocore's adaptive retry mode do).
+    It starts unlimited and judges the answers in windows (at least
+    ``window`` seconds and ``min_samples`` answers each):
+
+    - more than ``high_fraction`` of them 429: the rate is lowered to what
+      the server actually accepted in that window (its goodput), a little
+      under, but at most halved at a time;
+    - at most ``low_fraction`` of them 429: a limited rate grows by
+      ``growth`` (10% a window by default), probing for more;
+    - in between: the rate holds.
+
+    So the client settles just under the account's limit with few 429s, and
+    goodput stays close to the limit itself. Unlike a controller that cuts on
+    every 429 (TCP-style AIMD), a thin stream of 429s that has nothing to do
+    with the client's rate (a busy shard, a proxy) does not drag the rate
+    down. Answers to requests sent before the last change of rate are not
+    counted, so one burst is never judged twice.
 
     Args:
-        decrease_factor: the multiplier applied on a 429, between 0 and 1.
-        increase_per_second: additive regrowth, in requests/second per second.
+        high_fraction: share of 429s above which the rate is cut.
+        low_fraction: share of 429s at or below which a limited rate grows.
+        growth: the factor a limited rate grows by after a clean window.
+        window: the shortest window, in seconds.
+        min_samples: the fewest answers a window is judged on.
         min_rate: the floor, in requests per second.
     """
 
     def __init__(
         self,
         *,
-        decrease_factor: float = 0.7,
-        increase_per_second: float = 1.0,
+        high_fraction: float = 0.2,
+        low_fraction: float = 0.05,
+        growth: float = 1.1,
+        window: float = 0.25,
+        min_samples: int = 10,
         min_rate: float = 0.1,
     ) -> None:
-        if not 0 < decrease_factor < 1:
-            raise ValueError("decrease_factor must be between 0 and 1")
-        if increase_per_second < 0 or min_rate <= 0:
-            raise ValueError("increase_per_second must be >= 0 and min_rate > 0")
-        self._decrease = decrease_factor
-        self._increase = increase_per_second
+        if not 0 <= low_fraction <= high_fraction < 1:
+            raise ValueError("need 0 <= low_fraction <= high_fraction < 1")
+        if growth < 1 or window <= 0 or min_samples < 1 or min_rate <= 0:
+            raise ValueError("need growth >= 1, window > 0, min_samples >= 1 and min_rate > 0")
+        self._high = high_fraction
+        self._low = low_fraction
+        self._growth = growth
+        self._window = window
+        self._min_samples = min_samples
         self._min_rate = min_rate
         self._rate: float | None = None
-        self._last_cut = -1.0
-        self._last_grow = 0.0
         self._next = 0.0
-        self._sends: deque[float] = deque(maxlen=64)
+        self._changed_at = -1.0
+        self._window_start: float | None = None
+        self._answers = 0
+        self._throttled = 0
         self.throttles = 0
 
     @property
@@ -121,15 +138,8 @@ class AdaptiveRateLimiter:
         """The current limit in requests per second, ``None`` while unlimited."""
         return self._rate
 
-    def _measured_rate(self, now: float) -> float:
-        recent = [t for t in self._sends if now - t <= 2.0]
-        if len(recent) < 2:
-            return max(self._min_rate, float(len(recent)))
-        span = max(recent[-1] - recent[0], 1e-3)
-        return (len(recent) - 1) / span
-
     async def acquire(self) -> float:
-        """Wait for this request's slot under the current rate; return its send time."""
+        """Wait for this request's slot under the current rate; return the send time."""
         now = time.monotonic()
         if self._rate is not None:
             slot = max(now, self._next)
@@ -137,29 +147,47 @@ class AdaptiveRateLimiter:
             delay = slot - now
             if delay > 0:
                 await anyio.sleep(delay)
-            now = time.monotonic()
-        self._sends.append(now)
+                now = time.monotonic()
         return now
 
-    def on_success(self) -> None:
-        """Grow the rate additively, at most ``increase_per_second`` per second."""
-        if self._rate is None:
-            return
-        now = time.monotonic()
-        elapsed = now - self._last_grow
-        if elapsed <= 0:
-            return
-        self._rate += self._increase * min(elapsed, 1.0)
-        self._last_grow = now
+    def on_success(self, sent_at: float) -> None:
+        """Count an answer that was not a 429."""
+        self._record(sent_at, throttled=False)
 
     def on_throttle(self, sent_at: float) -> None:
-        """Cut the rate multiplicatively, once per burst of 429s."""
+        """Count a 429 answer."""
         self.throttles += 1
-        if sent_at < self._last_cut:
-            return
+        self._record(sent_at, throttled=True)
+
+    def _record(self, sent_at: float, *, throttled: bool) -> None:
+        if sent_at < self._changed_at:
+            return  # sent under the previous rate: already judged
+        if self._window_start is None:
+            self._window_start = sent_at  # a window opens with its first request
+        self._answers += 1
+        self._throttled += throttled
         now = time.monotonic()
-        current = self._rate if self._rate is not None else self._measured_rate(now)
-        self._rate = max(self._min_rate, current * self._decrease)
-        self._last_cut = now
-        self._last_grow = now
-        self._next = max(self._next, now)
+        elapsed = now - self._window_start
+        if self._answers < self._min_samples or elapsed < self._window:
+            return
+        share = self._throttled / self._answers
+        if share > self._high:
+            goodput = (self._answers - self._throttled) / elapsed
+            # Never below half the rate sent: when workers sit out a backoff, the
+            # goodput understates what the server would take.
+            sent = self._answers / elapsed
+            target = max(self._min_rate, 0.95 * max(goodput, sent / 2))
+            if self._rate is None or target < self._rate:
+                self._set_rate(target, now)
+            # else: the server took all the current rate allows; these 429s
+            # came from requests booked under an earlier, higher rate.
+        elif share <= self._low and self._rate is not None:
+            self._set_rate(self._rate * self._growth, now)
+        self._window_start = None
+        self._answers = 0
+        self._throttled = 0
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        # Slots already handed out stay booked; the new spacing starts after them.
+        self._rate = rate
+        self._changed_at = now

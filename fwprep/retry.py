@@ -116,7 +116,9 @@ class RetryBudget:
     the cost of its own retries). When a retry cannot be paid for, the
     request fails with its last error instead of retrying, so a batch facing
     an API that is down stops hammering it while the first requests are
-    still retrying. Thread-safe.
+    still retrying. Retries after a 429 are not charged: the server is
+    answering, and the client's rate limiter (with ``Retry-After``) paces
+    them. Thread-safe.
     """
 
     def __init__(

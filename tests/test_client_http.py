@@ -46,7 +46,7 @@ class Unlimited:
     async def acquire(self) -> float:
         return 0.0
 
-    def on_success(self) -> None:
+    def on_success(self, sent_at: float) -> None:
         pass
 
     def on_throttle(self, sent_at: float) -> None:

@@ -50,55 +50,113 @@ async def test_token_bucket_acquire_waits_for_its_slot(
     assert slept == pytest.approx([0.1, 0.1, 0.1])
 
 
-def test_adaptive_starts_unlimited_and_cuts_from_the_measured_rate(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(decrease_factor=0.5)
+def feed(
+    limiter: AdaptiveRateLimiter, clock: FakeClock, oks: int, throttles: int, span: float
+) -> None:
+    """One window: answers evenly spread over ``span`` seconds, 429s mixed evenly among them.
+
+    The first request is sent at the window's start; each answer comes as the
+    next request leaves.
+    """
+    total = oks + throttles
+    step = span / total
+    start = clock.now
+    for i in range(total):
+        clock.now = start + step * (i + 1)
+        sent_at = start + step * i
+        if (i + 1) * throttles // total > i * throttles // total:
+            limiter.on_throttle(sent_at=sent_at)
+        else:
+            limiter.on_success(sent_at=sent_at)
+
+
+def test_adaptive_starts_unlimited_and_sets_the_rate_to_the_goodput(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=1.0)
     assert limiter.rate is None
-    for i in range(21):  # 20 intervals of 50 ms: 20 requests/s
-        clock.now = 1000.0 + i * 0.05
-        limiter._sends.append(clock.now)
-    limiter.on_throttle(sent_at=clock.now)
-    assert limiter.rate == pytest.approx(10.0)
+    feed(limiter, clock, oks=35, throttles=25, span=1.0)  # the server took 35/s
+    assert limiter.rate == pytest.approx(35 * 0.95)
+    assert limiter.throttles == 25
 
 
-def test_adaptive_cuts_once_per_burst(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(decrease_factor=0.5)
-    limiter._rate = 40.0
-    sent_before_cut = clock.now - 0.01
-    limiter.on_throttle(sent_at=clock.now)
-    assert limiter.rate == 20.0
-    for _ in range(10):  # the rest of the burst was sent before the cut
-        limiter.on_throttle(sent_at=sent_before_cut)
-    assert limiter.rate == 20.0
-    clock.now += 1.0
-    limiter.on_throttle(sent_at=clock.now)  # a request sent after the cut: cut again
-    assert limiter.rate == 10.0
-    assert limiter.throttles == 12
+def test_one_window_at_most_halves_the_rate_sent(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=1.0)
+    feed(limiter, clock, oks=10, throttles=90, span=1.0)  # sent 100/s, 10/s accepted
+    assert limiter.rate == pytest.approx(50 * 0.95)
+    feed(limiter, clock, oks=2, throttles=45, span=1.0)  # sent 47/s, 2/s accepted
+    assert limiter.rate == pytest.approx(23.5 * 0.95)
 
 
-def test_adaptive_regrows_additively_and_respects_the_floor(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(decrease_factor=0.5, increase_per_second=2.0, min_rate=1.0)
-    limiter._rate = 1.5
-    limiter.on_throttle(sent_at=clock.now)
-    assert limiter.rate == 1.0  # floor
-    for _ in range(5):
-        clock.now += 0.5
-        limiter.on_success()
-    assert limiter.rate == pytest.approx(6.0)
-    clock.now += 30.0  # a long quiet spell grows it by at most one second's worth
-    limiter.on_success()
-    assert limiter.rate == pytest.approx(8.0)
-
-
-def test_adaptive_does_not_grow_while_unlimited(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter()
-    clock.now += 10
-    limiter.on_success()
+def test_a_thin_stream_of_429s_does_not_limit(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=0.5)
+    for _ in range(20):
+        feed(limiter, clock, oks=90, throttles=10, span=0.5)
     assert limiter.rate is None
+
+
+def test_a_limited_rate_holds_in_the_band_and_grows_when_clean(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=1.0)
+    feed(limiter, clock, oks=50, throttles=50, span=1.0)
+    assert limiter.rate == pytest.approx(47.5)  # 95% of the 50/s accepted
+    clock.now += 1
+    feed(limiter, clock, oks=90, throttles=10, span=1.0)  # 10%: hold
+    assert limiter.rate == pytest.approx(47.5)
+    feed(limiter, clock, oks=100, throttles=0, span=1.0)  # clean: grow 10%
+    assert limiter.rate == pytest.approx(47.5 * 1.1)
+
+
+def test_answers_to_requests_sent_before_a_change_are_not_counted(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=1.0)
+    feed(limiter, clock, oks=10, throttles=90, span=1.0)
+    rate = limiter.rate
+    assert rate is not None
+    before_change = clock.now - 0.5
+    for _ in range(200):  # the tail of the same burst
+        clock.now += 0.01
+        limiter.on_throttle(sent_at=before_change)
+    assert limiter.rate == rate
+    assert limiter.throttles == 290
+
+
+def test_a_window_opens_with_its_first_request_not_at_construction(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=1.0)
+    clock.now += 3600  # an idle hour before the first request must not dilute the goodput
+    feed(limiter, clock, oks=60, throttles=40, span=1.0)
+    assert limiter.rate == pytest.approx(60 * 0.95)
+
+
+def test_429s_the_current_rate_cannot_explain_do_not_lower_it(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=1.0)
+    feed(limiter, clock, oks=10, throttles=10, span=1.0)
+    assert limiter.rate == pytest.approx(9.5)
+    clock.now += 1
+    feed(limiter, clock, oks=40, throttles=60, span=1.0)  # accepted 40/s > 9.5/s
+    assert limiter.rate == pytest.approx(9.5)
+
+
+def test_the_rate_never_falls_below_the_floor(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=1.0, min_rate=12.0)
+    feed(limiter, clock, oks=0, throttles=20, span=1.0)  # would be 9.5/s
+    assert limiter.rate == 12.0
+
+
+def test_small_or_short_windows_are_not_judged(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(window=1.0, min_samples=10)
+    feed(limiter, clock, oks=0, throttles=9, span=5.0)  # too few answers
+    assert limiter.rate is None
+    fresh = AdaptiveRateLimiter(window=1.0, min_samples=10)
+    feed(fresh, clock, oks=0, throttles=50, span=0.1)  # many answers, but not yet 1 s
+    assert fresh.rate is None
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"decrease_factor": 1.0}, {"decrease_factor": 0.0}, {"min_rate": 0.0}]
+    "kwargs",
+    [
+        {"high_fraction": 1.0},
+        {"low_fraction": 0.5, "high_fraction": 0.2},
+        {"growth": 0.9},
+        {"min_rate": 0.0},
+    ],
 )
 def test_adaptive_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
-        AdaptiveRateLimiter(**kwargs)
+        AdaptiveRateLimiter(**kwargs)  # type: ignore[arg-type]
