@@ -45,6 +45,7 @@ __all__ = [
     "EmulatorThread",
     "ErrorFormat",
     "Faults",
+    "build_app",
 ]
 
 
