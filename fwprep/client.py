@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -18,6 +18,7 @@ import anyio
 import attrs
 
 from fwprep._convert import describe_structure_error, structure_model
+from fwprep._pool import bounded_map
 from fwprep._protocol import (
     DEFAULT_BASE_URL,
     Action,
@@ -436,41 +437,8 @@ class FireworksClient:
         limit = concurrency or self.max_concurrency
         if limit < 1:
             raise ConfigError("concurrency must be >= 1")
-        source = _as_items(items, self)
-        running: set[asyncio.Future[PrepareOutcome]] = set()
-        fetch: asyncio.Future[PrepareItem] | None = None
-        exhausted = False
-        try:
-            while True:
-                if fetch is None and not exhausted and len(running) < limit:
-                    fetch = asyncio.ensure_future(anext(source))
-                waiting: set[asyncio.Future[Any]] = set(running)
-                if fetch is not None:
-                    waiting.add(fetch)
-                if not waiting:
-                    return
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if fetch is not None and fetch in done:
-                    finished_fetch, fetch = fetch, None
-                    try:
-                        item = finished_fetch.result()
-                    except StopAsyncIteration:
-                        exhausted = True
-                    else:
-                        running.add(asyncio.ensure_future(self.prepare(item)))
-                for task in done:
-                    if task in running:
-                        running.discard(task)
-                        yield task.result()
-        finally:
-            leftovers: list[asyncio.Future[Any]] = list(running)
-            if fetch is not None:
-                leftovers.append(fetch)
-            for task in leftovers:
-                task.cancel()
-            if leftovers:
-                await asyncio.gather(*leftovers, return_exceptions=True)
-            await source.aclose()
+        async for outcome in bounded_map(_as_items(items, self), self.prepare, limit):
+            yield outcome
 
 
 async def _as_items(
