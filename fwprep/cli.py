@@ -9,11 +9,30 @@ import json
 import logging
 import os
 import re
+import shutil
+import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from fwprep._version import __version__
+from fwprep.batch import (
+    BatchRunner,
+    Manifest,
+    Record,
+    ReportError,
+    ReportWriter,
+    chain_entries,
+    default_report_path,
+    open_manifests,
+    read_report,
+)
+from fwprep.batch.manifest import InvalidRow
+from fwprep.batch.progress import Progress
+from fwprep.batch.runner import Shard
 from fwprep.client import FireworksClient
 from fwprep.errors import ConfigError, FwprepError, InputError
 from fwprep.models import PrepareItem
@@ -224,6 +243,110 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare.add_argument("-o", "--output", choices=("text", "json"), default="text")
     _add_connection(prepare)
+
+    batch = commands.add_parser(
+        "batch",
+        help="prepare every item of one or more manifests",
+        description="Prepare every (model, precision) item of one or more manifests, "
+        "concurrently, with a report that records each item.",
+        epilog="manifests:\n"
+        "  CSV with a header (model, precision, read_mask), JSON Lines with the same keys,\n"
+        "  or TOML with [[prepare]] tables (precision or precisions = [...]).\n"
+        "  '-' reads standard input (CSV unless --format says otherwise).\n\n"
+        "examples:\n"
+        "  fwprep batch batch_examples/quickstart.csv --emulate\n"
+        "  fwprep batch models.csv -j 32 --max-rps 90 --report run.jsonl\n"
+        "  fwprep batch models.csv --resume           # after a crash or Ctrl-C: finish the job\n"
+        "  fwprep batch models.toml --check --wait --wait-timeout 45m\n"
+        "  fwprep batch models.csv --shard auto       # one shard per Slurm/Kubernetes task\n\n"
+        + EXIT_CODES
+        + "\n"
+        + ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifest files, or -")
+    batch.add_argument(
+        "--format", choices=("csv", "jsonl", "ndjson", "toml"), help="manifest format"
+    )
+    batch.add_argument(
+        "--report",
+        metavar="PATH",
+        help="the report (JSON Lines); default: <first manifest>.report.jsonl",
+    )
+    batch.add_argument(
+        "-j",
+        "--concurrency",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="requests in flight at once (default: 16)",
+    )
+    batch.add_argument(
+        "--max-rps",
+        type=_positive_float,
+        metavar="R",
+        help="send at most R requests a second (default: adapt to the server's 429s)",
+    )
+    batch.add_argument(
+        "--resume", action="store_true", help="skip items the report already has as ok"
+    )
+    batch.add_argument(
+        "--dry-run", action="store_true", help="check the manifests and show the plan; send nothing"
+    )
+    batch.add_argument(
+        "--check",
+        action="store_true",
+        help="read each model first; precisions it already has are recorded as skipped",
+    )
+    batch.add_argument(
+        "--wait", action="store_true", help="after each prepare, wait until the model has it"
+    )
+    batch.add_argument(
+        "--wait-timeout",
+        type=_duration,
+        default=1800.0,
+        metavar="D",
+        help="how long each --wait may take (default: 30m)",
+    )
+    batch.add_argument(
+        "--poll-interval", type=_duration, default=5.0, metavar="D", help=argparse.SUPPRESS
+    )
+    batch.add_argument(
+        "--strict", action="store_true", help="send nothing if any manifest row is invalid"
+    )
+    batch.add_argument(
+        "--max-failures", type=_positive_int, metavar="N", help="halt after N failed items"
+    )
+    batch.add_argument(
+        "--shard", metavar="K/N", help="run shard K of N (1-based), or 'auto' (Slurm, Kubernetes)"
+    )
+    batch.add_argument(
+        "--grace",
+        type=_duration,
+        default=5.0,
+        metavar="D",
+        help="after Ctrl-C or SIGTERM, time for requests in flight (default: 5s)",
+    )
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    batch.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _add_connection(batch)
+
+    report = commands.add_parser(
+        "report",
+        help="summarise one or more reports (merged, for sharded runs)",
+        description="Summarise batch reports: the last record of each item, merged across "
+        "the reports given (one per shard, say).",
+        epilog="examples:\n"
+        "  fwprep report models.csv.report.jsonl\n"
+        "  fwprep report shard-*.jsonl -o json\n\n"
+        "exit codes:\n"
+        "  0    every item ended ok, skipped or duplicate\n"
+        "  1    some item failed, was invalid, or never finished\n"
+        "  2    a report cannot be read\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("reports", nargs="+", metavar="REPORT")
+    report.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
     emulator = commands.add_parser(
         "emulator",
@@ -442,6 +565,213 @@ async def _cmd_emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _spool_stdin(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Copy standard input to a temporary file so it can be read twice; return paths, temps."""
+    if "-" not in paths:
+        return paths, []
+    with tempfile.NamedTemporaryFile("wb", suffix=".stdin", delete=False) as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+    return [spool.name if p == "-" else p for p in paths], [spool.name]
+
+
+async def _cmd_batch(args: argparse.Namespace) -> int:
+    shard = Shard.parse(args.shard) if args.shard else None
+    report_path = Path(args.report) if args.report else default_report_path(args.manifests)
+    paths, temporary = _spool_stdin(list(args.manifests)) if args.strict else (args.manifests, [])
+    try:
+        with open_manifests(paths, args.format, _account(args)) as manifests:
+            if args.dry_run:
+                return await _dry_run(args, manifests, shard, report_path)
+            if args.strict and not _strict_check(paths, args):
+                return EXIT_USAGE
+            return await _run_batch(args, manifests, shard, report_path, paths)
+    finally:
+        for name in temporary:
+            os.unlink(name)
+
+
+def _strict_check(paths: list[str], args: argparse.Namespace) -> bool:
+    """Read every row first; print the invalid ones. True when there are none."""
+    bad = 0
+    with open_manifests(paths, args.format, _account(args)) as manifests:
+        for entry in chain_entries(manifests):
+            if isinstance(entry, InvalidRow):
+                bad += 1
+                _say(str(entry))
+    if bad:
+        _say(f"--strict: {_plural(bad, 'invalid row')}; nothing was sent")
+    return bad == 0
+
+
+def _done_keys(args: argparse.Namespace, report_path: Path) -> frozenset[str]:
+    if not args.resume or not report_path.exists():
+        return frozenset()
+    contents = read_report([report_path])
+    for problem in contents.bad_lines[:10]:
+        _say(f"warning: {problem}")
+    done = contents.done_keys()
+    _say(f"--resume: {report_path} has {_plural(len(done), 'item')} done already")
+    return done
+
+
+async def _dry_run(
+    args: argparse.Namespace, manifests: list[Manifest], shard: Shard | None, report_path: Path
+) -> int:
+    runner = BatchRunner(None, done=_done_keys(args, report_path), shard=shard)
+    plan = await runner.plan(chain_entries(manifests))
+    for problem in plan.invalid:
+        _say(problem)
+    data = {
+        "dry_run": True,
+        "to_send": plan.to_send,
+        "per_precision": dict(plan.per_precision),
+        "duplicates": plan.duplicates,
+        "invalid": len(plan.invalid),
+        "already_done": plan.already_done,
+        "shard": str(shard) if shard else None,
+        "error": plan.read_error,
+    }
+    if args.output == "json":
+        print(json.dumps(data, sort_keys=True))
+    else:
+        where = f" (shard {shard})" if shard else ""
+        print(f"would prepare {_plural(plan.to_send, 'item')}{where}; nothing was sent")
+        for precision, count in sorted(plan.per_precision.items()):
+            print(f"  {count:>8}  {precision}")
+        for label, count in (
+            ("duplicates (would run once)", plan.duplicates),
+            ("invalid rows", len(plan.invalid)),
+            ("already done (--resume)", plan.already_done),
+        ):
+            if count:
+                print(f"  {count:>8}  {label}")
+    if plan.read_error:
+        _say(f"error: {plan.read_error}")
+        return EXIT_USAGE
+    return EXIT_FAILED if plan.invalid else EXIT_OK
+
+
+async def _run_batch(
+    args: argparse.Namespace,
+    manifests: list[Manifest],
+    shard: Shard | None,
+    report_path: Path,
+    paths: list[str],
+) -> int:
+    done = _done_keys(args, report_path)
+    writer = ReportWriter(report_path)
+    try:
+        total = None
+        if not args.quiet and sys.stderr.isatty() and "-" not in paths:
+            total = await _count(paths, args, shard, done)
+        progress = Progress(total, quiet=args.quiet)
+
+        def on_record(record: Record) -> None:
+            if record.status == "invalid" and record.error is not None and not args.quiet:
+                _say(record.error.message)
+            progress(record)
+
+        async with open_client(
+            args, max_concurrency=args.concurrency, max_rps=args.max_rps
+        ) as client:
+            runner = BatchRunner(
+                client,
+                report=writer,
+                done=done,
+                check=args.check,
+                wait=args.wait,
+                wait_timeout=args.wait_timeout,
+                poll_interval=args.poll_interval,
+                max_failures=args.max_failures,
+                shard=shard,
+                concurrency=args.concurrency,
+                grace=args.grace,
+                on_record=on_record,
+            )
+            with _signals(runner, args.grace):
+                summary = await runner.run(chain_entries(manifests))
+        progress.close()
+    finally:
+        writer.close()
+    if args.output == "json":
+        print(json.dumps(summary.to_json(), sort_keys=True))
+    else:
+        for line in summary.lines():
+            _say(line)
+    return summary.exit_code
+
+
+async def _count(
+    paths: list[str], args: argparse.Namespace, shard: Shard | None, done: frozenset[str]
+) -> int:
+    """How many records the run will write: for the progress bar's total."""
+    with open_manifests(paths, args.format, _account(args)) as manifests:
+        plan = await BatchRunner(None, done=done, shard=shard).plan(chain_entries(manifests))
+    return plan.to_send + plan.duplicates + len(plan.invalid)
+
+
+@contextlib.contextmanager
+def _signals(runner: BatchRunner, grace: float) -> Iterator[None]:
+    """First SIGINT/SIGTERM: a graceful stop. Second: exit at once (the report is consistent)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        if runner.summary.interrupted is not None:
+            _say(f"{name} again: exiting now")
+            os._exit(EXIT_SIGINT if name == "SIGINT" else EXIT_SIGTERM)
+        _say(
+            f"{name}: starting no new items; requests in flight get {grace:g} s to finish "
+            "(press Ctrl-C again to quit at once)"
+        )
+        runner.stop(name)
+
+    installed = []
+    for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, name)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _cmd_report(args: argparse.Namespace) -> int:
+    contents = read_report(args.reports)
+    for problem in contents.bad_lines[:20]:
+        _say(f"warning: {problem}")
+    counts = contents.counts()
+    errors: Counter[tuple[str, str]] = Counter(
+        (r.error.type, r.error.message)
+        for r in contents.last.values()
+        if r.status == "failed" and r.error is not None
+    )
+    unfinished = [r for r in contents.last.values() if r.status in ("started", "interrupted")]
+    complete = not (counts["failed"] or counts["invalid"] or unfinished)
+    if args.output == "json":
+        data = {
+            "items": len(contents.last),
+            "counts": dict(counts),
+            "top_errors": [
+                {"type": kind, "message": message, "count": n}
+                for (kind, message), n in errors.most_common(5)
+            ],
+            "unreadable_lines": len(contents.bad_lines),
+            "complete": complete,
+        }
+        print(json.dumps(data, sort_keys=True))
+    else:
+        parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+        items = _plural(len(contents.last), "item")
+        print(f"{items} in {_plural(len(args.reports), 'report')}: {parts}")
+        for (kind, message), n in errors.most_common(5):
+            print(f"  {n} x {kind}: {message}")
+        if unfinished:
+            print(f"  {len(unfinished)} never finished (started or interrupted): run with --resume")
+    return EXIT_OK if complete else EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fwprep`` command line; return its exit code."""
     parser = build_parser()
@@ -450,10 +780,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _setup_logging(getattr(args, "verbose", False))
-    handler = {"prepare": _cmd_prepare, "emulator": _cmd_emulator}[args.command]
+    handler = {
+        "prepare": _cmd_prepare,
+        "batch": _cmd_batch,
+        "report": _cmd_report,
+        "emulator": _cmd_emulator,
+    }[args.command]
     try:
         return asyncio.run(handler(args))
-    except (ConfigError, InputError) as exc:
+    except (ConfigError, InputError, ReportError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,0 +1,329 @@
+"""The batch report: an append-only journal of JSON Lines, one record per state change.
+
+Each item gets a ``started`` record before its request leaves, then one final
+record: ``ok``, ``failed``, ``skipped`` or ``interrupted``; rows that never run
+get ``invalid`` or ``duplicate``. A record holds at least ``key``, ``status``,
+``model``, ``precision``, ``source``, ``line`` and ``ts``; finished ones add
+``attempts``, ``elapsed_ms``, ``http_status`` and, on failure, ``error``
+(``type``, ``code``, ``message``)::
+
+    {"key": "accounts/acme/models/ft-7@FP8", "status": "started", "model": ..., "ts": ...}
+    {"key": "accounts/acme/models/ft-7@FP8", "status": "ok", "attempts": 1, ...}
+
+The journal is the single source of truth for ``--resume``: a key whose last
+record is ``ok`` or ``skipped`` is done. Every record is flushed as it is
+written and the file is fsync'd at least once a second and on close, so a
+crash loses at most the line being written; a torn last line is ignored when
+the report is read, and cut off before a resumed run appends to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import attrs
+
+from fwprep.errors import ApiError, FwprepError
+
+__all__ = [
+    "DONE_STATUSES",
+    "FINAL_STATUSES",
+    "ErrorInfo",
+    "Record",
+    "RecordStatus",
+    "ReportContents",
+    "ReportError",
+    "ReportWriter",
+    "read_report",
+]
+
+RecordStatus = Literal["started", "ok", "failed", "invalid", "duplicate", "skipped", "interrupted"]
+"""The states an item's records go through."""
+
+FINAL_STATUSES: tuple[RecordStatus, ...] = (
+    "ok",
+    "skipped",
+    "failed",
+    "invalid",
+    "duplicate",
+    "interrupted",
+)
+DONE_STATUSES = frozenset({"ok", "skipped"})
+"""A key whose last record has one of these needs no more work."""
+
+
+class ReportError(FwprepError):
+    """The report cannot be opened, written or read."""
+
+
+@attrs.frozen
+class ErrorInfo:
+    """Why an item failed: the error's class name, its API code if any, and its message."""
+
+    type: str
+    code: str | None
+    message: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> ErrorInfo:
+        """Describe an exception (never including the API key, which errors do not carry)."""
+        code = error.code if isinstance(error, ApiError) else None
+        return cls(type(error).__name__, code, str(error))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@attrs.frozen
+class Record:
+    """One line of the report: a state change of one item (or one manifest row)."""
+
+    key: str | None
+    status: RecordStatus
+    model: str | None
+    precision: str | None
+    source: str | None
+    line: int | None
+    ts: str = attrs.field(factory=_now)
+    attempts: int | None = None
+    elapsed_ms: float | None = None
+    http_status: int | None = None
+    error: ErrorInfo | None = None
+
+    def to_json(self) -> str:
+        """The record as one JSON line (no newline); unset optional fields are left out."""
+        data: dict[str, Any] = {
+            "key": self.key,
+            "status": self.status,
+            "model": self.model,
+            "precision": self.precision,
+            "source": self.source,
+            "line": self.line,
+            "ts": self.ts,
+        }
+        if self.attempts is not None:
+            data["attempts"] = self.attempts
+        if self.elapsed_ms is not None:
+            data["elapsed_ms"] = round(self.elapsed_ms, 1)
+        if self.http_status is not None:
+            data["http_status"] = self.http_status
+        if self.error is not None:
+            data["error"] = attrs.asdict(self.error)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
+        """Read a record back from a decoded report line.
+
+        Raises:
+            ValueError: when required fields are missing or of the wrong type.
+        """
+        status = data.get("status")
+        if status not in ("started", *FINAL_STATUSES):
+            raise ValueError(f"unknown status {status!r}")
+        error = data.get("error")
+        info = None
+        if isinstance(error, dict):
+            info = ErrorInfo(
+                str(error.get("type", "")),
+                error.get("code") if isinstance(error.get("code"), str) else None,
+                str(error.get("message", "")),
+            )
+        line = data.get("line")
+        return cls(
+            key=_opt_str(data.get("key")),
+            status=status,
+            model=_opt_str(data.get("model")),
+            precision=_opt_str(data.get("precision")),
+            source=_opt_str(data.get("source")),
+            line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+            ts=str(data.get("ts", "")),
+            attempts=_opt_int(data.get("attempts")),
+            elapsed_ms=_opt_float(data.get("elapsed_ms")),
+            http_status=_opt_int(data.get("http_status")),
+            error=info,
+        )
+
+    @property
+    def identity(self) -> str:
+        """What the record is about: the item's key, or ``source:line`` for a row.
+
+        ``invalid`` and ``duplicate`` records are about a manifest row, not an
+        item: a duplicate row must not hide the status of the item it repeats.
+        """
+        if self.key is None or self.status in ("invalid", "duplicate"):
+            return f"{self.source}:{self.line}"
+        return self.key
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_float(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+class ReportWriter:
+    """Appends records to a report file, durably.
+
+    Opening creates the file (and nothing else: its folder must exist), or
+    opens an existing one for appending after cutting off a torn last line.
+    Each :meth:`write` is one ``write`` call of a whole line, flushed at once;
+    the file is fsync'd when a write comes a second or more after the last
+    fsync, whenever :meth:`sync` is called, and on :meth:`close`.
+
+    Raises:
+        ReportError: when the file cannot be opened or written (disk full,
+            file size limit, permissions), with the reason.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, sync_interval: float = 1.0) -> None:
+        self.path = Path(path)
+        self._sync_interval = sync_interval
+        self._last_sync = time.monotonic()
+        self._dirty = False
+        try:
+            self._file: BinaryIO = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
+            self._repair_tail()
+        except OSError as exc:
+            raise ReportError(
+                f"cannot write the report {self.path}: {exc.strerror or exc}"
+            ) from None
+
+    def _repair_tail(self) -> None:
+        size = self._file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        back = min(size, 1 << 20)
+        self._file.seek(size - back)
+        tail = self._file.read(back)
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        if cut == -1 and back < size:
+            self._file.write(b"\n")  # an unreadably long last line: end it, keep it
+        else:
+            self._file.truncate(size - back + cut + 1)  # cut the torn record off
+        self._file.seek(0, os.SEEK_END)
+
+    def write(self, record: Record) -> None:
+        """Append one record, flushed at once."""
+        data = (record.to_json() + "\n").encode("utf-8")
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            raise ReportError(
+                f"cannot write the report {self.path}: {exc.strerror or exc}"
+            ) from None
+        self._dirty = True
+        if time.monotonic() - self._last_sync >= self._sync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        """Fsync the report if anything was written since the last fsync."""
+        if not self._dirty:
+            return
+        try:
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise ReportError(
+                f"cannot sync the report {self.path}: {exc.strerror or exc}"
+            ) from None
+        self._dirty = False
+        self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        """Fsync and close."""
+        if self._file.closed:
+            return
+        try:
+            self.sync()
+        finally:
+            self._file.close()
+
+
+@attrs.define
+class ReportContents:
+    """What one or more reports say: the last record of each key, and any damage.
+
+    Attributes:
+        last: the last record per :attr:`Record.identity`, in first-seen order.
+        bad_lines: ``path:line: reason`` for each line that could not be read,
+            other than a torn last line.
+        torn: how many reports ended in a torn line (ignored).
+    """
+
+    last: dict[str, Record] = attrs.field(factory=dict)
+    bad_lines: list[str] = attrs.field(factory=list)
+    torn: int = 0
+
+    def done_keys(self) -> frozenset[str]:
+        """Keys whose last status is ``ok`` or ``skipped``: the work ``--resume`` skips."""
+        return frozenset(
+            k for k, r in self.last.items() if r.status in DONE_STATUSES and r.key is not None
+        )
+
+    def counts(self) -> Counter[str]:
+        """How many identities end in each status."""
+        return Counter(r.status for r in self.last.values())
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """(number, line, is_last) for each line of a file."""
+    with path.open("rb") as fh:
+        previous: tuple[int, bytes] | None = None
+        for number, raw in enumerate(fh, start=1):
+            if previous is not None:
+                yield previous[0], previous[1], False
+            previous = (number, raw)
+        if previous is not None:
+            yield previous[0], previous[1], True
+
+
+def read_report(paths: Iterable[str | os.PathLike[str]]) -> ReportContents:
+    """Read one or more reports (for example, one per shard) into their last records.
+
+    For a key present in several reports, the record with the latest ``ts``
+    wins. Raises :class:`ReportError` only when a report cannot be opened;
+    damaged lines are listed in :attr:`ReportContents.bad_lines`.
+    """
+    contents = ReportContents()
+    for raw_path in paths:
+        path = Path(raw_path)
+        try:
+            for number, raw, is_last in _lines(path):
+                if not raw.strip():
+                    continue
+                try:
+                    data = json.loads(raw)
+                    if not isinstance(data, dict):
+                        raise ValueError("not a JSON object")
+                    record = Record.from_json(data)
+                except ValueError as exc:
+                    if is_last and not raw.endswith(b"\n"):
+                        contents.torn += 1
+                    else:
+                        contents.bad_lines.append(f"{path}:{number}: unreadable record: {exc}")
+                    continue
+                current = contents.last.get(record.identity)
+                if current is None or record.ts >= current.ts:
+                    contents.last[record.identity] = record
+        except OSError as exc:
+            raise ReportError(f"cannot read the report {path}: {exc.strerror or exc}") from None
+    return contents
