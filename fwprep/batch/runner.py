@@ -275,6 +275,7 @@ class BatchRunner:
         self.on_record = on_record
         self.summary = BatchSummary(report=str(report.path) if report else None)
         self._stopping = False
+        self._report_error: ReportError | None = None
         self._scopes: set[anyio.CancelScope] = set()
         self._cancel_timer: asyncio.TimerHandle | None = None
 
@@ -311,15 +312,23 @@ class BatchRunner:
 
     # -- records ------------------------------------------------------------------
 
+    def _report_failed(self, exc: ReportError) -> None:
+        self.report = None
+        self._report_error = exc
+        self.halt(str(exc))
+
     def _emit(self, record: Record) -> Record:
         if self.report is not None:
             try:
                 self.report.write(record)
             except ReportError as exc:
-                self.report = None
-                self.halt(str(exc))
-                if record.status != "started":
-                    record = attrs.evolve(record, status="interrupted", error=ErrorInfo.of(exc))
+                self._report_failed(exc)
+        if self._report_error is not None and record.status != "started":
+            # Not in the report, so not claimed: it counts as interrupted, and a
+            # resumed run does it again.
+            record = attrs.evolve(
+                record, status="interrupted", error=ErrorInfo.of(self._report_error)
+            )
         if record.status == "started":
             return record
         summary = self.summary
@@ -515,7 +524,7 @@ class BatchRunner:
                 try:
                     self.report.sync()
                 except ReportError as exc:
-                    self.halt(str(exc))
+                    self._report_failed(exc)
 
     async def run(
         self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
@@ -549,8 +558,7 @@ class BatchRunner:
                 try:
                     self.report.sync()
                 except ReportError as exc:
-                    self.report = None
-                    self.halt(str(exc))
+                    self._report_failed(exc)
 
 
 async def _aiter(

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
 
 from fwprep.emulator.app import (
+    SERVICE,
     CatalogEntry,
     EmulatorConfig,
     EmulatorStats,
@@ -103,6 +105,29 @@ class Emulator:
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
         self.port = server.sockets[0].getsockname()[1]
+
+    async def wait_until(
+        self, predicate: Callable[[EmulatorStats], bool], timeout: float = 30.0
+    ) -> None:
+        """Wait until ``predicate(stats)`` is true, checking each time a request starts or ends.
+
+        For tests that must act at a given moment (say, once four requests
+        are in flight) without sleeping and hoping::
+
+            await emu.wait_until(lambda stats: stats.in_flight >= 4)
+
+        Raises:
+            TimeoutError: when it is still false after ``timeout`` seconds.
+        """
+        if self._runner is None:
+            raise RuntimeError("the emulator is not running")
+        service = self._runner.app[SERVICE]
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            while not predicate(self.stats):
+                changed: asyncio.Future[None] = loop.create_future()
+                service.watchers.append(changed)
+                await changed
 
     async def stop(self) -> None:
         """Stop serving; requests still in flight (stalls included) are cut off."""

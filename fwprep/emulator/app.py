@@ -259,7 +259,14 @@ class _Service:
         self.models: dict[str, _ModelState] = {}
         self.buckets: dict[str, _Bucket] = {}
         self.keys = frozenset(f"Bearer {k}" for k in config.api_keys)
-        self.stalls: set[asyncio.Task[Any]] = set()
+        self.watchers: list[asyncio.Future[None]] = []
+
+    def notify(self) -> None:
+        """Wake everyone waiting for the stats to change."""
+        watchers, self.watchers = self.watchers, []
+        for watcher in watchers:
+            if not watcher.done():
+                watcher.set_result(None)
 
     # -- shared steps -----------------------------------------------------------
 
@@ -494,6 +501,9 @@ def _html_page(status: int, reason: str) -> bytes:
     ).encode()
 
 
+SERVICE = web.AppKey("fwprep.emulator.service", _Service)
+
+
 def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
     """The aiohttp application serving ``config``, recording into ``stats``."""
     service = _Service(config, stats)
@@ -506,6 +516,7 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
         stats.requests += 1
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        service.notify()
         try:
             try:
                 response = await handler(request)
@@ -523,8 +534,10 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
             return response
         finally:
             stats.in_flight -= 1
+            service.notify()
 
     app = web.Application(middlewares=[account])
+    app[SERVICE] = service
     app.router.add_post("/v1/accounts/{account}/models/{spec}", service.prepare)
     app.router.add_get("/v1/accounts/{account}/models/{spec}", service.get_model)
     app.router.add_get("/_emulator/stats", service.stats_handler)

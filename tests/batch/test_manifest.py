@@ -231,7 +231,8 @@ def test_fuzzed_csv_never_raises_and_always_names_the_line(
     path.write_bytes((header + "\n" + "\n".join(rows)).encode("utf-8", "surrogateescape"))
     physical_lines = path.read_bytes().count(b"\n") + 1
     for entry in read(path):
-        assert entry.line is not None and 2 <= entry.line <= physical_lines  # type: ignore[union-attr]
+        assert entry.line is not None
+        assert 2 <= entry.line <= physical_lines
         if isinstance(entry, InvalidRow):
             assert str(entry).startswith(f"{path}:{entry.line}: ")
 
