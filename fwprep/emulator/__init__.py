@@ -221,6 +221,17 @@ class EmulatorThread:
             self._thread.join()
             raise self._error
 
+    def wait_until(
+        self, predicate: Callable[[EmulatorStats], bool], timeout: float = 30.0
+    ) -> None:
+        """Block until ``predicate(stats)`` is true; see :meth:`Emulator.wait_until`."""
+        if self._loop is None:
+            raise RuntimeError("the emulator is not running")
+        future = asyncio.run_coroutine_threadsafe(
+            self.emulator.wait_until(predicate, timeout), self._loop
+        )
+        future.result()
+
     def stop(self) -> None:
         """Stop the server and wait for its thread to end."""
         if self._thread is None:
