@@ -7,11 +7,16 @@ The asyncio client::
     async with fwprep.FireworksClient() as client:      # FIREWORKS_API_KEY from the env
         await client.prepare_model("accounts/acme/models/ft-7", "fp8")
 
+A whole manifest, with a report that makes it resumable::
+
+    summary = await fwprep.run_batch("models.csv", resume=True)
+
 Everything public is importable from this package; submodules are
 implementation detail unless their docs say otherwise.
 """
 
 from fwprep._version import __version__
+from fwprep.batch import BatchRunner, BatchSummary, Record, Shard, iter_batch, run_batch
 from fwprep.client import FireworksClient, ItemLike
 from fwprep.errors import (
     ApiError,
@@ -48,6 +53,8 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRunner",
+    "BatchSummary",
     "ConfigError",
     "ConflictError",
     "ConnectError",
@@ -68,17 +75,21 @@ __all__ = [
     "PrepareOutcome",
     "RateLimitError",
     "ReadError",
+    "Record",
     "RequestTimeoutError",
     "RetryBudget",
     "RetryPolicy",
     "ServerError",
+    "Shard",
     "Status",
     "TokenBucket",
     "TransportError",
     "UnexpectedResponseError",
     "WaitTimeoutError",
     "__version__",
+    "iter_batch",
     "parse_error_body",
     "parse_retry_after",
+    "run_batch",
     "set_testing",
 ]

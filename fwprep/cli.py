@@ -234,9 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument(
         "--poll-interval",
         type=_duration,
-        default=5.0,
         metavar="D",
-        help="how often --wait reads the model (default: 5s)",
+        help="how often --wait reads the model (default: 5s; 0.25s with --emulate)",
     )
     prepare.add_argument(
         "--dry-run", action="store_true", help="check the input and show the request; send nothing"
@@ -309,7 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long each --wait may take (default: 30m)",
     )
     batch.add_argument(
-        "--poll-interval", type=_duration, default=5.0, metavar="D", help=argparse.SUPPRESS
+        "--poll-interval",
+        type=_duration,
+        metavar="D",
+        help="how often --wait reads a model (default: 5s; 0.25s with --emulate)",
     )
     batch.add_argument(
         "--strict", action="store_true", help="send nothing if any manifest row is invalid"
@@ -407,6 +409,12 @@ def _setup_logging(verbose: bool) -> None:
 
 def _say(message: str, stream: TextIO | None = None) -> None:
     print(f"fwprep: {message}", file=stream or sys.stderr, flush=True)
+
+
+def _poll_interval(args: argparse.Namespace) -> float:
+    if args.poll_interval is not None:
+        return float(args.poll_interval)
+    return 0.25 if args.emulate else 5.0
 
 
 def _account(args: argparse.Namespace) -> str | None:
@@ -508,7 +516,7 @@ async def _cmd_prepare(args: argparse.Namespace) -> int:
         assert precision is not None
         try:
             await client.wait_until_prepared(
-                ref, precision, timeout=args.wait_timeout, poll_interval=args.poll_interval
+                ref, precision, timeout=args.wait_timeout, poll_interval=_poll_interval(args)
             )
         except FwprepError as exc:
             result.update(status="failed", ready=False, error=_error_json(exc))
@@ -681,7 +689,7 @@ async def _run_batch(
                 check=args.check,
                 wait=args.wait,
                 wait_timeout=args.wait_timeout,
-                poll_interval=args.poll_interval,
+                poll_interval=_poll_interval(args),
                 max_failures=args.max_failures,
                 shard=shard,
                 concurrency=args.concurrency,

@@ -221,9 +221,7 @@ class EmulatorThread:
             self._thread.join()
             raise self._error
 
-    def wait_until(
-        self, predicate: Callable[[EmulatorStats], bool], timeout: float = 30.0
-    ) -> None:
+    def wait_until(self, predicate: Callable[[EmulatorStats], bool], timeout: float = 30.0) -> None:
         """Block until ``predicate(stats)`` is true; see :meth:`Emulator.wait_until`."""
         if self._loop is None:
             raise RuntimeError("the emulator is not running")

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Split one manifest over a Slurm job array of 8 tasks:
+#   sbatch batch_examples/slurm-array.sh models.csv
+# Each task runs `fwprep batch --shard auto`, which reads SLURM_ARRAY_TASK_ID,
+# SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT. Every task writes its own report;
+# afterwards, `fwprep report reports/shard-*.jsonl` gives the merged summary.
+#SBATCH --job-name=fwprep
+#SBATCH --array=0-7
+#SBATCH --cpus-per-task=1
+#SBATCH --mem=512M
+#SBATCH --time=02:00:00
+#SBATCH --output=reports/slurm-%A_%a.log
+set -euo pipefail
+
+manifest=${1:?usage: sbatch slurm-array.sh MANIFEST}
+mkdir -p reports
+# FIREWORKS_API_KEY and FIREWORKS_ACCOUNT_ID come from the submitting environment.
+# The account's limit is shared: 8 tasks at --max-rps 10 send 80 requests/s in all.
+exec fwprep batch "$manifest" --shard auto --resume -q \
+    --report "reports/shard-${SLURM_ARRAY_TASK_ID}.jsonl" --max-rps 10
