@@ -32,7 +32,7 @@ _HALTING = (AuthenticationError, PermissionDeniedError)
 
 
 def _key_hash(key: str) -> int:
-    """64 bits of BLAKE2b: the set of keys seen holds these, not the strings (a third the memory)."""
+    """64 bits of BLAKE2b: the seen-keys set holds these, not the strings (a third the memory)."""
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
 
 
