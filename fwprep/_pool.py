@@ -1,10 +1,10 @@
-"""A lazy, bounded worker pool over an async iterator, in completion order."""
+"""A lazy, bounded worker pool over an iterator, yielding results in completion order."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Generic, TypeVar
 
 __all__ = ["bounded_map"]
 
@@ -12,53 +12,75 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class _Failure(Generic[T]):
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
 async def bounded_map(
-    source: AsyncIterator[T],
+    source: Iterable[T] | AsyncIterator[T],
     work: Callable[[T], Awaitable[R]],
     limit: int,
 ) -> AsyncGenerator[R, None]:
     """Run ``work`` on each item of ``source``, ``limit`` at a time; yield results as they finish.
 
-    Items are pulled one at a time and only while fewer than ``limit`` are
-    running, so at most ``limit + 1`` items are held however long the source.
-    Pulling the next item is itself a task, so a slow source never holds up
-    results that are ready. An exception from the source or from ``work``
-    propagates; closing the generator cancels whatever is still running and
-    closes the source.
+    ``limit`` workers each pull the next item only when they are free, so at
+    most ``limit`` items are in hand however long the source, and a worker
+    waiting on a slow source never holds up results that are ready. There is
+    no task per item: the cost per item is one call of ``work``. An exception
+    from the source or from ``work`` propagates (after the other workers are
+    cancelled); closing the generator cancels the workers and closes the source.
     """
-    running: set[asyncio.Future[R]] = set()
-    fetch: asyncio.Future[T] | None = None
-    exhausted = False
+    results: asyncio.Queue[object] = asyncio.Queue(maxsize=limit)
+    pull_lock = asyncio.Lock()
+    is_async = isinstance(source, AsyncIterator)
+    sync_iter = None if is_async else iter(source)  # type: ignore[arg-type]
+
+    async def next_item() -> tuple[bool, T | None]:
+        if sync_iter is not None:
+            for item in sync_iter:
+                return True, item
+            return False, None
+        async with pull_lock:
+            try:
+                return True, await anext(source)  # type: ignore[arg-type]
+            except StopAsyncIteration:
+                return False, None
+
+    async def worker() -> None:
+        try:
+            while True:
+                found, item = await next_item()
+                if not found:
+                    return
+                await results.put(await work(item))  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            await results.put(_Failure(exc))
+        finally:
+            await results.put(_DONE)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(limit)]
+    running = limit
     try:
-        while True:
-            if fetch is None and not exhausted and len(running) < limit:
-                fetch = asyncio.ensure_future(anext(source))
-            waiting: set[asyncio.Future[Any]] = set(running)
-            if fetch is not None:
-                waiting.add(fetch)
-            if not waiting:
-                return
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if fetch is not None and fetch in done:
-                finished_fetch, fetch = fetch, None
-                try:
-                    item = finished_fetch.result()
-                except StopAsyncIteration:
-                    exhausted = True
-                else:
-                    running.add(asyncio.ensure_future(work(item)))
-            for task in done:
-                if task in running:
-                    running.discard(task)
-                    yield task.result()
+        while running:
+            result = await results.get()
+            if result is _DONE:
+                running -= 1
+            elif isinstance(result, _Failure):
+                raise result.error
+            else:
+                yield result  # type: ignore[misc]
     finally:
-        leftovers: list[asyncio.Future[Any]] = list(running)
-        if fetch is not None:
-            leftovers.append(fetch)
-        for task in leftovers:
+        for task in workers:
             task.cancel()
-        if leftovers:
-            await asyncio.gather(*leftovers, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()

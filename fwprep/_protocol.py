@@ -8,6 +8,7 @@ with plain values.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from fwprep._version import __version__
 from fwprep.errors import ApiError, ConfigError, api_error_for, parse_error_body
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
+from fwprep.precision import Precision
 from fwprep.retry import RetryPolicy, parse_retry_after
 
 __all__ = [
@@ -87,14 +89,20 @@ def check_base_url(url: str) -> str:
 
 
 def _headers(api_key: str, with_body: bool) -> dict[str, str]:
-    headers = {
-        "Authorization": f"Bearer {api_key}",
-        "Accept": "application/json",
-        "User-Agent": USER_AGENT,
-    }
+    headers = {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
     if with_body:
         headers["Content-Type"] = "application/json"
     return headers
+
+
+@functools.lru_cache(maxsize=64)
+def _prepare_body(precision: Precision | None, read_mask: str | None) -> bytes:
+    body: dict[str, str] = {}
+    if precision is not None:
+        body["precision"] = precision.value
+    if read_mask is not None:
+        body["readMask"] = read_mask
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def build_prepare_request(base_url: str, api_key: str, item: PrepareItem) -> Request:
@@ -103,14 +111,11 @@ def build_prepare_request(base_url: str, api_key: str, item: PrepareItem) -> Req
     The body holds ``precision`` and ``readMask`` only when they are set; an
     item with no precision sends ``{}``, which lets the API choose.
     """
-    body: dict[str, str] = {}
-    if item.precision is not None:
-        body["precision"] = item.precision.value
-    if item.read_mask is not None:
-        body["readMask"] = item.read_mask
-    url = f"{base_url}/v1/{item.model.name}:prepare"
     return Request(
-        "POST", url, _headers(api_key, True), json.dumps(body, separators=(",", ":")).encode()
+        "POST",
+        f"{base_url}/v1/{item.model.name}:prepare",
+        _headers(api_key, True),
+        _prepare_body(item.precision, item.read_mask),
     )
 
 
@@ -148,6 +153,9 @@ class Verdict:
     retry_after: float | None = None
 
 
+_SUCCESS = Verdict(Action.SUCCESS)
+
+
 def classify_response(
     status: int,
     headers: Mapping[str, str],
@@ -161,9 +169,9 @@ def classify_response(
     ``retry_statuses`` are retried; every other status fails. The error
     carries the parsed body, the request id and any ``Retry-After``.
     """
-    policy = policy or RetryPolicy()
     if 200 <= status <= 299:
-        return Verdict(Action.SUCCESS)
+        return _SUCCESS
+    policy = policy or RetryPolicy()
     lowered = {k.lower(): v for k, v in headers.items()}
     parsed = parse_error_body(status, body, lowered.get("content-type"))
     retry_after = parse_retry_after(lowered)

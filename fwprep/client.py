@@ -8,7 +8,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
@@ -162,7 +162,6 @@ class FireworksClient:
         self._session = session
         self._owns_session = session is None
         self._rng = random.Random()
-        self._in_flight = 0
 
     def __repr__(self) -> str:
         return (
@@ -206,19 +205,21 @@ class FireworksClient:
 
     async def _send(
         self, request: Request, max_body: int
-    ) -> tuple[int, dict[str, str], bytes, float]:
+    ) -> tuple[int, Mapping[str, str], bytes, float]:
         session = self._ensure_session()
         async with self._slots:
             sent_at = await self.limiter.acquire()
-            self._in_flight += 1
             try:
                 async with session.request(
                     request.method, request.url, headers=request.headers, data=request.body
                 ) as response:
                     limit = max_body if response.status < 300 else _MAX_ERROR_BODY
-                    body = await _read_capped(response.content, limit)
-                    headers = {k.lower(): v for k, v in response.headers.items()}
-                    return response.status, headers, body, sent_at
+                    length = response.content_length
+                    if length is not None and length <= limit:
+                        body = await response.read()
+                    else:
+                        body = await _read_capped(response.content, limit)
+                    return response.status, response.headers, body, sent_at
             except TimeoutError:
                 raise RequestTimeoutError(
                     f"{request.method} {_path(request.url)}: no answer within {self.timeout:g} s"
@@ -233,8 +234,6 @@ class FireworksClient:
                     f"{request.method} {_path(request.url)}: connection broken: "
                     f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}"
                 ) from None
-            finally:
-                self._in_flight -= 1
 
     # -- one request, with retries -----------------------------------------------
 
@@ -252,14 +251,20 @@ class FireworksClient:
             try:
                 status, headers, body, sent_at = await self._send(request, max_body)
             except TransportError as exc:
-                logger.debug("%s %s failed: %s", request.method, _path(request.url), exc)
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("%s %s failed: %s", request.method, _path(request.url), exc)
                 error: FwprepError = exc
                 is_timeout = True
                 wait = policy.backoff(attempts, self._rng)
             else:
-                logger.debug(
-                    "%s %s -> %d (attempt %d)", request.method, _path(request.url), status, attempts
-                )
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d (attempt %d)",
+                        request.method,
+                        _path(request.url),
+                        status,
+                        attempts,
+                    )
                 if status == 429:
                     self.limiter.on_throttle(sent_at)
                 else:
