@@ -29,8 +29,9 @@ async def bounded_map(
 ) -> AsyncGenerator[R, None]:
     """Run ``work`` on each item of ``source``, ``limit`` at a time; yield results as they finish.
 
-    ``limit`` workers each pull the next item only when they are free, so at
-    most ``limit`` items are in hand however long the source, and a worker
+    ``limit`` workers each pull the next item only when they are free, and at
+    most ``limit`` finished results wait for the consumer, so at most
+    ``2 * limit`` items are in hand however long the source; a worker
     waiting on a slow source never holds up results that are ready. There is
     no task per item: the cost per item is one call of ``work``. An exception
     from the source or from ``work`` propagates (after the other workers are
@@ -57,14 +58,14 @@ async def bounded_map(
             while True:
                 found, item = await next_item()
                 if not found:
-                    return
+                    break
                 await results.put(await work(item))  # type: ignore[arg-type]
         except asyncio.CancelledError:
-            raise
+            raise  # the consumer is closing: it no longer reads results
         except BaseException as exc:  # handed to the consumer, which re-raises it
             await results.put(_Failure(exc))
-        finally:
-            await results.put(_DONE)
+            return
+        await results.put(_DONE)
 
     workers = [asyncio.ensure_future(worker()) for _ in range(limit)]
     running = limit

@@ -398,13 +398,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: bool) -> None:
+@contextlib.contextmanager
+def _logging(verbose: bool) -> Iterator[None]:
+    """Send fwprep's log records to stderr for one command, then restore the logger.
+
+    Restoring matters when ``main()`` is called in process (tests, notebooks).
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("fwprep: %(levelname)s %(message)s"))
     log = logging.getLogger("fwprep")
+    saved = (log.handlers[:], log.level, log.propagate)
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.propagate = False
+    try:
+        yield
+    finally:
+        log.handlers[:], level, log.propagate = saved
+        log.setLevel(level)
 
 
 def _say(message: str, stream: TextIO | None = None) -> None:
@@ -787,7 +798,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _setup_logging(getattr(args, "verbose", False))
     handler = {
         "prepare": _cmd_prepare,
         "batch": _cmd_batch,
@@ -795,7 +805,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "emulator": _cmd_emulator,
     }[args.command]
     try:
-        return asyncio.run(handler(args))
+        with _logging(getattr(args, "verbose", False)):
+            return asyncio.run(handler(args))
     except (ConfigError, InputError, ReportError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -442,19 +443,22 @@ class FireworksClient:
         limit = concurrency or self.max_concurrency
         if limit < 1:
             raise ConfigError("concurrency must be >= 1")
-        async for outcome in bounded_map(_as_items(items, self), self.prepare, limit):
-            yield outcome
+        source: Iterable[PrepareItem] | AsyncIterator[PrepareItem] = (
+            _as_items(items, self)
+            if isinstance(items, AsyncIterable)
+            else (_coerce(raw, self) for raw in items)
+        )
+        # aclosing: when the caller stops early, the pool's workers stop with it.
+        async with contextlib.aclosing(bounded_map(source, self.prepare, limit)) as outcomes:
+            async for outcome in outcomes:
+                yield outcome
 
 
 async def _as_items(
-    items: Iterable[ItemLike] | AsyncIterable[ItemLike], client: FireworksClient
+    items: AsyncIterable[ItemLike], client: FireworksClient
 ) -> AsyncGenerator[PrepareItem, None]:
-    if isinstance(items, AsyncIterable):
-        async for raw in items:
-            yield _coerce(raw, client)
-    else:
-        for raw in items:
-            yield _coerce(raw, client)
+    async for raw in items:
+        yield _coerce(raw, client)
 
 
 def _coerce(raw: ItemLike, client: FireworksClient) -> PrepareItem:

@@ -154,6 +154,8 @@ class RetryBudget:
 
     def release(self, spent: int = 0) -> None:
         """Record a success: refund ``spent`` (what its retries took) plus the success refund."""
+        if not spent and self._tokens >= self.capacity:
+            return  # full already: the common case needs no lock
         with self._lock:
             self._tokens = min(self.capacity, self._tokens + spent + self.success_refund)
 

@@ -175,11 +175,14 @@ async def iter_batch(
         ReportError: the report cannot be written (before anything is sent).
         ConfigError: the client cannot be configured.
     """
-    async with _session(manifests, items, client, report, resume, format, options) as (
-        runner,
-        entries,
+    async with (
+        _session(manifests, items, client, report, resume, format, options) as (
+            runner,
+            entries,
+        ),
+        contextlib.aclosing(runner.records(entries)) as records,
     ):
-        async for record in runner.records(entries):
+        async for record in records:
             yield record
 
 

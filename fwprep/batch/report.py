@@ -117,7 +117,8 @@ class Record:
             data["http_status"] = self.http_status
         if self.error is not None:
             data["error"] = attrs.asdict(self.error)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        # ASCII only: a raw U+2028 or U+0085 would split the line for many line readers.
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
@@ -197,13 +198,15 @@ class ReportWriter:
         self._sync_interval = sync_interval
         self._last_sync = time.monotonic()
         self._dirty = False
+        self._broken = False
         try:
             self._file: BinaryIO = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
             self._repair_tail()
         except OSError as exc:
-            raise ReportError(
-                f"cannot write the report {self.path}: {exc.strerror or exc}"
-            ) from None
+            raise self._error("write", exc) from None
+
+    def _error(self, action: str, exc: OSError) -> ReportError:
+        return ReportError(f"cannot {action} the report {self.path}: {exc.strerror or exc}")
 
     def _repair_tail(self) -> None:
         size = self._file.seek(0, os.SEEK_END)
@@ -222,40 +225,54 @@ class ReportWriter:
         self._file.seek(0, os.SEEK_END)
 
     def write(self, record: Record) -> None:
-        """Append one record, flushed at once."""
+        """Append one record, flushed at once.
+
+        After a failed write (disk full, file size limit) the writer refuses
+        further records: the run has to stop, and the report stays readable.
+        """
+        if self._broken:
+            raise ReportError(f"the report {self.path} could not be written earlier")
         data = (record.to_json() + "\n").encode("utf-8")
         try:
             self._file.write(data)
             self._file.flush()
         except OSError as exc:
-            raise ReportError(
-                f"cannot write the report {self.path}: {exc.strerror or exc}"
-            ) from None
+            self._broken = True
+            raise self._error("write", exc) from None
         self._dirty = True
         if time.monotonic() - self._last_sync >= self._sync_interval:
             self.sync()
 
     def sync(self) -> None:
         """Fsync the report if anything was written since the last fsync."""
-        if not self._dirty:
+        if not self._dirty or self._broken:
             return
         try:
             os.fsync(self._file.fileno())
         except OSError as exc:
-            raise ReportError(
-                f"cannot sync the report {self.path}: {exc.strerror or exc}"
-            ) from None
+            raise self._error("sync", exc) from None
         self._dirty = False
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
-        """Fsync and close."""
+        """Fsync and close. After a failed write, closing does not raise again.
+
+        Raises:
+            ReportError: when the last fsync or the close fails on a report
+                whose writes had all succeeded.
+        """
         if self._file.closed:
             return
         try:
             self.sync()
         finally:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                # After a failed write, the buffer holds only that write's bytes,
+                # and that failure was already reported.
+                if not self._broken:
+                    raise self._error("close", exc) from None
 
 
 @attrs.define

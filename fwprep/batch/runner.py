@@ -8,7 +8,14 @@ import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from typing import Any
 
 import anyio
@@ -510,15 +517,17 @@ class BatchRunner:
 
     async def records(
         self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
-    ) -> AsyncIterator[Record]:
+    ) -> AsyncGenerator[Record, None]:
         """Run the batch; yield each final record as it is written."""
         from fwprep._pool import bounded_map
 
         started = time.monotonic()
         syncer = asyncio.ensure_future(self._sync_every_second())
         try:
-            async for record in bounded_map(self._admit(entries), self._work, self.concurrency):
-                yield record
+            pool = bounded_map(self._admit(entries), self._work, self.concurrency)
+            async with contextlib.aclosing(pool) as records:
+                async for record in records:
+                    yield record
         finally:
             syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

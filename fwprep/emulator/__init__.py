@@ -36,6 +36,7 @@ from fwprep.emulator.app import (
     EmulatorStats,
     ErrorFormat,
     Faults,
+    ReceivedRequest,
     build_app,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "EmulatorThread",
     "ErrorFormat",
     "Faults",
+    "ReceivedRequest",
     "build_app",
 ]
 

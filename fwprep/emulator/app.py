@@ -25,6 +25,7 @@ __all__ = [
     "EmulatorStats",
     "ErrorFormat",
     "Faults",
+    "ReceivedRequest",
     "build_app",
 ]
 
@@ -154,10 +155,14 @@ class EmulatorConfig:
         rpm: account-wide limit in requests per minute (a token bucket per
             account); ``None`` for no limit. Above it: 429 RESOURCE_EXHAUSTED.
         burst: the bucket's depth; default one second's worth of ``rpm``.
-        retry_after: send ``Retry-After`` (whole seconds) with rate-limit 429s.
+        retry_after: send ``Retry-After`` (whole seconds) with 429s, those of
+            the rate limit (the wait until a token is free) and injected ones (1 s).
         error_format: the shape of error bodies, see :data:`ErrorFormat`.
         faults: the :class:`Faults` to inject.
         seed: makes fault draws and latencies reproducible.
+        record_requests: keep every API request received (method, path and
+            query, headers, body) in :attr:`EmulatorStats.received`, for
+            checking them against the contract.
     """
 
     api_keys: tuple[str, ...] = attrs.field(default=("fw-emulator-key",), converter=_str_tuple)
@@ -169,6 +174,7 @@ class EmulatorConfig:
     error_format: ErrorFormat = "google"
     faults: Faults = attrs.field(factory=Faults)
     seed: int | None = None
+    record_requests: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.api_keys or not all(self.api_keys):
@@ -177,6 +183,16 @@ class EmulatorConfig:
             raise ValueError("rpm must be > 0")
         if self.error_format not in ("google", "nested", "flat", "html", "empty"):
             raise ValueError(f"unknown error_format {self.error_format!r}")
+
+
+@attrs.frozen
+class ReceivedRequest:
+    """One request as the emulator received it (kept when ``record_requests`` is on)."""
+
+    method: str
+    path_qs: str
+    headers: Mapping[str, str]
+    body: bytes
 
 
 @attrs.define
@@ -192,6 +208,7 @@ class EmulatorStats:
         faults: per fault kind, faults injected.
         in_flight: requests being handled now.
         max_in_flight: the most requests ever handled at once.
+        received: the requests themselves, when ``record_requests`` is on.
     """
 
     requests: int = 0
@@ -201,6 +218,7 @@ class EmulatorStats:
     faults: Counter[str] = attrs.field(factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    received: list[ReceivedRequest] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready copy (status codes become string keys)."""
@@ -390,7 +408,8 @@ class _Service:
             if kind == "error_503":
                 return self.error("UNAVAILABLE", "service unavailable (injected)")
             if kind == "throttle_429":
-                return self.error("RESOURCE_EXHAUSTED", "too many requests (injected)")
+                headers = {"Retry-After": "1"} if self.config.retry_after else None
+                return self.error("RESOURCE_EXHAUSTED", "too many requests (injected)", headers)
             return web.Response(
                 status=502, body=_html_page(502, "Bad Gateway"), content_type="text/html"
             )
@@ -514,6 +533,12 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
             response: web.StreamResponse = await handler(request)
             return response
         stats.requests += 1
+        if config.record_requests:
+            stats.received.append(
+                ReceivedRequest(
+                    request.method, request.path_qs, dict(request.headers), await request.read()
+                )
+            )
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         service.notify()

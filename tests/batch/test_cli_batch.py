@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import env_for, final_statuses, fwprep, write_manifest
 
-from fwprep.batch import read_report
-from fwprep.emulator import EmulatorThread, Faults
+from fwprep.emulator import EmulatorThread
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,42 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 def emu() -> Iterator[EmulatorThread]:
     with EmulatorThread() as e:
         yield e
-
-
-def env_for(e: EmulatorThread, key: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORKS_")}
-    env.update(
-        FIREWORKS_API_KEY=key or e.api_key,
-        FIREWORKS_BASE_URL=e.base_url,
-        FIREWORKS_ACCOUNT_ID="acme",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def fwprep(
-    *args: str, env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fwprep", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
-def write_manifest(path: Path, count: int) -> Path:
-    with path.open("w") as fh:
-        fh.write("model,precision\n")
-        for i in range(count):
-            fh.write(f"m{i},fp8\n")
-    return path
-
-
-def final_statuses(report: Path) -> dict[str, str]:
-    return {k: r.status for k, r in read_report([report]).last.items()}
 
 
 def test_quickstart_with_emulate(tmp_path: Path) -> None:
@@ -223,87 +184,3 @@ def test_report_command_exit_codes(tmp_path: Path, emu: EmulatorThread) -> None:
     missing = fwprep("report", str(tmp_path / "nope.jsonl"), env=env_for(emu))
     assert missing.returncode == 2
     assert "cannot read the report" in missing.stderr
-
-
-def lines_in(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
-def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    """Poll a condition another process makes true (a file growing)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.005)
-
-
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signals_stop_gracefully_with_the_report_flushed(
-    tmp_path: Path, sig: signal.Signals, code: int
-) -> None:
-    manifest = write_manifest(tmp_path / "m.csv", 200)
-    report = Path(f"{manifest}.report.jsonl")
-    with EmulatorThread(faults=Faults(latency_ms=30_000)) as emu:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fwprep", "batch", str(manifest), "-j", "4", "--grace", "0.5"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env_for(emu),
-        )
-        with proc:
-            emu.wait_until(lambda stats: stats.in_flight == 4)
-            sent_at = time.monotonic()
-            proc.send_signal(sig)
-            _, stderr = proc.communicate(timeout=30)
-            took = time.monotonic() - sent_at
-    assert proc.returncode == code
-    assert took < 0.5 + 2.0
-    assert "starting no new items" in stderr
-    assert f"interrupted by {sig.name}; rerun with --resume" in stderr
-    assert "Traceback" not in stderr
-    statuses = Counter(final_statuses(report).values())
-    assert statuses == {"interrupted": 4}
-
-
-def test_resume_after_kill_9_finishes_without_repeating_work(tmp_path: Path) -> None:
-    items, concurrency, kills = 600, 8, 3
-    manifest = write_manifest(tmp_path / "m.csv", items)
-    report = Path(f"{manifest}.report.jsonl")
-    rng = random.Random(20261126)
-    with EmulatorThread(faults=Faults(latency_ms=2)) as emu:
-        command = [
-            sys.executable,
-            "-m",
-            "fwprep",
-            "batch",
-            str(manifest),
-            "-j",
-            str(concurrency),
-            "-q",
-            "--resume",
-        ]
-        for _ in range(kills):
-            already = lines_in(report)
-            target = already + rng.randint(20, 300)
-            with subprocess.Popen(
-                command, env=env_for(emu), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            ) as proc:
-                wait_for(lambda t=target, p=proc: lines_in(report) >= t or p.poll() is not None)
-                proc.kill()
-                proc.wait()
-        result = subprocess.run(
-            command, env=env_for(emu), capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == 0, result.stderr
-        total_prepares = sum(emu.stats.prepare_requests.values())
-    statuses = final_statuses(report)
-    assert len(statuses) == items
-    assert set(statuses.values()) == {"ok"}
-    assert total_prepares <= items + kills * concurrency
-    for line in report.read_text().splitlines():
-        json.loads(line)  # every line parses: torn tails were cut before appending
