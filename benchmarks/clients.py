@@ -37,7 +37,10 @@ async def run_fwprep(base: str, key: str, concurrency: int, count: int, rps: flo
 
     ok = failed = 0
     async with fwprep.FireworksClient(
-        key, base_url=base, max_concurrency=concurrency, max_rps=rps,
+        key,
+        base_url=base,
+        max_concurrency=concurrency,
+        max_rps=rps,
         retry=fwprep.RetryPolicy(max_attempts=10),
     ) as client:
         started = time.perf_counter()
@@ -64,8 +67,12 @@ async def run_fwprep_batch(base: str, key: str, concurrency: int, count: int) ->
             started = time.perf_counter()
             summary = await fwprep.run_batch(manifest, client=c, report=Path(tmp) / "r.jsonl")
             elapsed = time.perf_counter() - started
-    return {"elapsed": elapsed, "ok": summary.counts["ok"], "failed": summary.counts["failed"],
-            "throttles": None}
+    return {
+        "elapsed": elapsed,
+        "ok": summary.counts["ok"],
+        "failed": summary.counts["failed"],
+        "throttles": None,
+    }
 
 
 async def run_aiohttp(base: str, key: str, concurrency: int, count: int) -> dict:
@@ -76,9 +83,7 @@ async def run_aiohttp(base: str, key: str, concurrency: int, count: int) -> dict
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = b'{"precision":"FP8"}'
 
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency)
-    ) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
         async def one(i: int) -> None:
             nonlocal ok, failed, throttles
@@ -126,7 +131,9 @@ def main() -> None:
     tool, base, key, concurrency, count = sys.argv[1:6]
     c, n = int(concurrency), int(count)
     # Imports happen before the clock starts: start-up is scenario 4's business.
-    __import__("fireworks" if tool == "sdk" else "fwprep" if tool.startswith("fwprep") else "aiohttp")
+    __import__(
+        "fireworks" if tool == "sdk" else "fwprep" if tool.startswith("fwprep") else "aiohttp"
+    )
     cpu_started = time.process_time()
     if tool == "fwprep":
         result = asyncio.run(run_fwprep(base, key, c, n, None))

@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,19 @@ def nginx_server() -> Iterator[str]:
 @contextmanager
 def emulator_server(*args: str) -> Iterator[str]:
     """The fwprep emulator in its own process."""
-    command = [sys.executable, "-m", "fwprep", "emulator", "--port", "0", "--api-key", KEY,
-               "--prepare-delay", "0", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "fwprep",
+        "emulator",
+        "--port",
+        "0",
+        "--api-key",
+        KEY,
+        "--prepare-delay",
+        "0",
+        *args,
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
@@ -141,19 +152,43 @@ def children_cpu() -> float:
 def run_curl(url: str, concurrency: int, count: int) -> dict[str, Any]:
     """GNU parallel running one curl per request; CPU is that of parallel and every curl."""
     command = [
-        "parallel", "-q", "-j", str(concurrency), "--halt", "never",
-        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}\\n", "-X", "POST",
-        "-H", f"Authorization: Bearer {KEY}", "-H", "Content-Type: application/json",
-        "-d", '{"precision":"FP8"}', f"{url}/v1/accounts/bench/models/bench-model-{{}}:prepare",
-        ":::", *map(str, range(count)),
+        "parallel",
+        "-q",
+        "-j",
+        str(concurrency),
+        "--halt",
+        "never",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}\\n",
+        "-X",
+        "POST",
+        "-H",
+        f"Authorization: Bearer {KEY}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{"precision":"FP8"}',
+        f"{url}/v1/accounts/bench/models/bench-model-{{}}:prepare",
+        ":::",
+        *map(str, range(count)),
     ]
     cpu_before = children_cpu()
     started = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True).stdout
     elapsed = time.perf_counter() - started
     ok = sum(code == "200" for code in out.split())
-    return {"elapsed": elapsed, "ok": ok, "failed": count - ok, "throttles": None,
-            "cpu": children_cpu() - cpu_before, "rss_mb": None}
+    return {
+        "elapsed": elapsed,
+        "ok": ok,
+        "failed": count - ok,
+        "throttles": None,
+        "cpu": children_cpu() - cpu_before,
+        "rss_mb": None,
+    }
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -180,7 +215,7 @@ def scenario_overhead(quick: bool) -> dict[str, Any]:
         tools.append("curl")
     server = "nginx" if shutil.which("nginx") else "fwprep emulator"
     rows = []
-    with (nginx_server() if server == "nginx" else emulator_server()) as url:
+    with nginx_server() if server == "nginx" else emulator_server() as url:
         run_client("aiohttp", url, 16, 200)  # warm the server up
         for concurrency in concurrencies:
             # Repetitions interleave the tools, so a slow spell of the machine hits all alike.
@@ -192,8 +227,11 @@ def scenario_overhead(quick: bool) -> dict[str, Any]:
             for tool in tools:
                 result = median_of(runs[tool])
                 rows.append({"tool": tool, "concurrency": concurrency, **result})
-                print(f"  overhead {tool:8} c={concurrency:<4} {result['rps']:8.0f} req/s "
-                      f"{result['cpu_per_1000']:6.3f} CPU s/1000", flush=True)
+                print(
+                    f"  overhead {tool:8} c={concurrency:<4} {result['rps']:8.0f} req/s "
+                    f"{result['cpu_per_1000']:6.3f} CPU s/1000",
+                    flush=True,
+                )
     return {"server": server, "rows": rows, "reps": reps}
 
 
@@ -219,8 +257,11 @@ def scenario_rate_limited(quick: bool) -> dict[str, Any]:
             "failed": result["failed"],
         }
         rows.append(row)
-        print(f"  rate-limited {label:22} {row['wall_s']:6.1f} s ({row['ratio']:.2f}x ideal) "
-              f"429s={row['throttled']} failed={row['failed']}", flush=True)
+        print(
+            f"  rate-limited {label:22} {row['wall_s']:6.1f} s ({row['ratio']:.2f}x ideal) "
+            f"429s={row['throttled']} failed={row['failed']}",
+            flush=True,
+        )
     return {"rpm": rpm, "rows": rows}
 
 
@@ -249,9 +290,12 @@ def scenario_scale(quick: bool) -> dict[str, Any]:
         "failed": latency_run["failed"] + rss_small["failed"] + rss_large["failed"],
         "large_rps": rss_large["ok"] / rss_large["elapsed"],
     }
-    print(f"  scale {small} items @ {latency_ms} ms: {result['fraction_of_ideal']:.2f} of ideal, "
-          f"peak RSS {result['peak_rss_mb']:.1f} MB; RSS {small}->{large}: "
-          f"+{result['rss_growth_mb']:.1f} MB", flush=True)
+    print(
+        f"  scale {small} items @ {latency_ms} ms: {result['fraction_of_ideal']:.2f} of ideal, "
+        f"peak RSS {result['peak_rss_mb']:.1f} MB; RSS {small}->{large}: "
+        f"+{result['rss_growth_mb']:.1f} MB",
+        flush=True,
+    )
     return result
 
 
@@ -271,8 +315,11 @@ def scenario_startup(quick: bool) -> dict[str, Any]:
             samples.append(time.perf_counter() - started)
         times[label] = statistics.median(samples)
     ratio = times["fwprep --help"] / times['python -c "import aiohttp"']
-    print(f"  start-up: fwprep --help {times['fwprep --help'] * 1000:.0f} ms, "
-          f"{ratio:.2f}x import aiohttp", flush=True)
+    print(
+        f"  start-up: fwprep --help {times['fwprep --help'] * 1000:.0f} ms, "
+        f"{ratio:.2f}x import aiohttp",
+        flush=True,
+    )
     return {"times": times, "ratio": ratio, "reps": reps}
 
 
@@ -300,9 +347,18 @@ def run_wrk(url: str, seconds: int) -> float:
         )
     try:
         out = subprocess.run(
-            ["wrk", "-t1", "-c64", f"-d{seconds}s", "-s", script.name,
-             f"{url}/v1/accounts/bench/models/bench-model-1:prepare"],
-            capture_output=True, text=True, check=True,
+            [
+                "wrk",
+                "-t1",
+                "-c64",
+                f"-d{seconds}s",
+                "-s",
+                script.name,
+                f"{url}/v1/accounts/bench/models/bench-model-1:prepare",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     finally:
         os.unlink(script.name)
@@ -336,17 +392,19 @@ def machine() -> dict[str, str]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
-    for tool, flag in (("nginx", "-v"), ("curl", "--version"), ("parallel", "--version"),
-                       ("wrk", "-v")):
+    for tool, flag in (
+        ("nginx", "-v"),
+        ("curl", "--version"),
+        ("parallel", "--version"),
+        ("wrk", "-v"),
+    ):
         if shutil.which(tool):
             out = subprocess.run([tool, flag], capture_output=True, text=True)
             text = (out.stdout or out.stderr).strip().splitlines()
             versions[tool] = text[0] if text else "installed"
     mem_kb = 0
-    try:
+    with suppress(OSError, ValueError, IndexError):
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{cpu}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.0f} GiB",
@@ -356,8 +414,8 @@ def machine() -> dict[str, str]:
     }
 
 
-def write_results(data: dict[str, Any], quick: bool) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) -> None:
+    results.mkdir(parents=True, exist_ok=True)
     m = data["machine"]
     lines = [
         "# fwprep benchmark results",
@@ -389,14 +447,16 @@ def write_results(data: dict[str, Any], quick: bool) -> None:
                 f"| {LABELS[r['tool']]} | {r['concurrency']} | {r['requests']} | {r['rps']:.0f} | "
                 f"{r['cpu_per_1000']:.3f} | {ratio} |"
             )
-        f64 = next((r for r in ov["rows"] if r["tool"] == "fwprep" and r["concurrency"] == 64), None)
-        a64 = base.get(64)
+        ours = {r["concurrency"]: r for r in ov["rows"] if r["tool"] == "fwprep"}
+        f64, a64 = ours.get(64), base.get(64)
         if f64 and a64:
+            speed = f64["rps"] / a64["rps"]
+            cpu = f64["cpu_per_1000"] / a64["cpu_per_1000"]
             lines += [
                 "",
-                f"At concurrency 64, fwprep runs at **{f64['rps'] / a64['rps']:.2f}x** the raw "
-                f"aiohttp loop's requests/s, using **{f64['cpu_per_1000'] / a64['cpu_per_1000']:.2f}x** "
-                "its CPU per request (targets: >= 0.9x and <= 1.15x).",
+                f"At concurrency 64, fwprep runs at **{speed:.2f}x** the raw aiohttp loop's "
+                f"requests/s, using **{cpu:.2f}x** its CPU per request "
+                "(targets: >= 0.9x and <= 1.15x).",
             ]
         lines.append("")
     rl = data.get("rate_limited")
@@ -415,8 +475,12 @@ def write_results(data: dict[str, Any], quick: bool) -> None:
                 f"| {r['tool']} | {r['items']} | {r['wall_s']:.1f} | {r['ideal_s']:.1f} | "
                 f"{r['ratio']:.2f}x | {r['throttled']} | {r['failed']} |"
             )
-        lines += ["", "Targets: fwprep with the limit within 1.05x of ideal, adaptive within "
-                  "1.25x, both with zero failed items.", ""]
+        lines += [
+            "",
+            "Targets: fwprep with the limit within 1.05x of ideal, adaptive within "
+            "1.25x, both with zero failed items.",
+            "",
+        ]
     sc = data.get("scale")
     if sc:
         lines += [
@@ -463,10 +527,10 @@ def write_results(data: dict[str, Any], quick: bool) -> None:
             f"on one core, driven by {em['driver']} from the other.",
             "",
         ]
-    (RESULTS / "RESULTS.md").write_text("\n".join(lines))
-    (RESULTS / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (results / "RESULTS.md").write_text("\n".join(lines))
+    (results / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     if ov:
-        plot(ov)
+        plot(ov, results)
 
 
 LABELS = {
@@ -477,7 +541,7 @@ LABELS = {
 }
 
 
-def plot(overhead: dict[str, Any]) -> None:
+def plot(overhead: dict[str, Any], results: Path) -> None:
     try:
         import matplotlib
 
@@ -489,8 +553,12 @@ def plot(overhead: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for tool in dict.fromkeys(r["tool"] for r in overhead["rows"]):
         rows = [r for r in overhead["rows"] if r["tool"] == tool]
-        ax.plot([r["concurrency"] for r in rows], [r["rps"] for r in rows], marker="o",
-                label=LABELS[tool])
+        ax.plot(
+            [r["concurrency"] for r in rows],
+            [r["rps"] for r in rows],
+            marker="o",
+            label=LABELS[tool],
+        )
     ax.set_xscale("log", base=2)
     ax.set_xticks([1, 16, 64, 256], labels=["1", "16", "64", "256"])
     ax.set_xlabel("requests in flight (concurrency)")
@@ -499,7 +567,7 @@ def plot(overhead: dict[str, Any]) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "throughput.png", dpi=120)
+    fig.savefig(results / "throughput.png", dpi=120)
     plt.close(fig)
 
 
@@ -516,13 +584,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), help="run these only")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where to write (default: benchmarks/results)"
+    )
     args = parser.parse_args()
     data: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     for name in args.only or list(SCENARIOS):
         print(f"{name}:", flush=True)
         data[name] = SCENARIOS[name](args.quick)
-    write_results(data, args.quick)
-    print(f"wrote {RESULTS / 'RESULTS.md'}")
+    write_results(data, args.quick, args.results)
+    print(f"wrote {args.results / 'RESULTS.md'}")
 
 
 if __name__ == "__main__":
