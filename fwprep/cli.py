@@ -14,9 +14,9 @@ import signal
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, TypeVar
 
 from fwprep._version import __version__
 from fwprep.batch import (
@@ -65,6 +65,8 @@ ENVIRONMENT = """environment:
   NO_COLOR              no colour in progress output
 """
 
+_N = TypeVar("_N", int, float)
+
 EMULATE_ACCOUNT = "demo"
 EMULATE_PREPARE_DELAY = 1.0
 
@@ -92,44 +94,29 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _checked(
+    convert: Callable[[str], _N], ok: Callable[[_N], bool], rule: str, kind: str
+) -> Callable[[str], _N]:
+    """An argparse type: ``convert`` the text, then insist on ``ok``."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {text}")
-    return value
+_positive_int = _checked(int, lambda v: v >= 1, "must be at least 1", "a whole number")
+_non_negative_int = _checked(int, lambda v: v >= 0, "must be 0 or more", "a whole number")
+_positive_float = _checked(float, lambda v: v > 0, "must be more than 0", "a number")
+_probability = _checked(
+    float, lambda v: 0.0 <= v <= 1.0, "must be a probability from 0 to 1", "a number"
+)
 
 
 def _precision(text: str) -> Precision:

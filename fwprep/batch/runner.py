@@ -22,7 +22,14 @@ import anyio
 import attrs
 
 from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
-from fwprep.batch.report import ErrorInfo, Record, RecordStatus, ReportError, ReportWriter
+from fwprep.batch.report import (
+    FINAL_STATUSES,
+    ErrorInfo,
+    Record,
+    RecordStatus,
+    ReportError,
+    ReportWriter,
+)
 from fwprep.client import FireworksClient
 from fwprep.errors import (
     ApiError,
@@ -201,14 +208,7 @@ class BatchSummary:
         return out
 
 
-_ORDER: tuple[RecordStatus, ...] = (
-    "ok",
-    "skipped",
-    "failed",
-    "invalid",
-    "duplicate",
-    "interrupted",
-)
+_ORDER = FINAL_STATUSES  # the order statuses are listed in summaries
 
 
 @attrs.define

@@ -415,6 +415,20 @@ class _Service:
             )
         return None
 
+    async def front(
+        self, request: web.Request, account: str, model: str
+    ) -> str | web.StreamResponse:
+        """What every API call goes through: faults, auth, the rate limit, the ids.
+
+        Returns the model's full name, or the answer to send instead.
+        """
+        injected = await self.inject(request)
+        if injected is not None:
+            return injected
+        self.check_auth(request)
+        self.check_rate(account)
+        return self.check_ids(account, model)
+
     # -- handlers -----------------------------------------------------------------
 
     async def prepare(self, request: web.Request) -> web.StreamResponse:
@@ -422,13 +436,9 @@ class _Service:
         model, sep, verb = spec.rpartition(":")
         if not sep or verb != "prepare":
             return self.error("NOT_FOUND", f"no such method: POST {request.path}")
-        account = request.match_info["account"]
-        injected = await self.inject(request)
-        if injected is not None:
-            return injected
-        self.check_auth(request)
-        self.check_rate(account)
-        name = self.check_ids(account, model)
+        name = await self.front(request, request.match_info["account"], model)
+        if not isinstance(name, str):
+            return name
         precision = _parse_prepare_body(await request.read())
         key = name if precision is None else f"{name}@{precision}"
         self.stats.prepare_requests[key] += 1
@@ -446,12 +456,9 @@ class _Service:
         model = request.match_info["spec"]
         if ":" in model:
             return self.error("NOT_FOUND", f"no such method: GET {request.path}")
-        injected = await self.inject(request)
-        if injected is not None:
-            return injected
-        self.check_auth(request)
-        self.check_rate(account)
-        name = self.check_ids(account, model)
+        name = await self.front(request, account, model)
+        if not isinstance(name, str):
+            return name
         state = self.state_of(name)
         self.settle(name, state)
         return web.json_response(_model_json(name, model, state))
