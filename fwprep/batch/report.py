@@ -78,6 +78,11 @@ class ErrorInfo:
         return cls(type(error).__name__, code, str(error))
 
 
+# One encoder for every record (json.dumps with options builds a new one per call). ASCII only:
+# a raw U+2028 or U+0085 in a value would split the line for many line readers.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -117,8 +122,7 @@ class Record:
             data["http_status"] = self.http_status
         if self.error is not None:
             data["error"] = attrs.asdict(self.error)
-        # ASCII only: a raw U+2028 or U+0085 would split the line for many line readers.
-        return json.dumps(data, separators=(",", ":"))
+        return _ENCODER.encode(data)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:

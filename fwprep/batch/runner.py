@@ -18,7 +18,6 @@ from collections.abc import (
 )
 from typing import Any
 
-import anyio
 import attrs
 
 from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
@@ -288,7 +287,8 @@ class BatchRunner:
         self.summary = BatchSummary(report=str(report.path) if report else None)
         self._stopping = False
         self._report_error: ReportError | None = None
-        self._scopes: set[anyio.CancelScope] = set()
+        self._working: set[asyncio.Task[Any]] = set()  # tasks inside an item's requests
+        self._grace_cancelled: set[asyncio.Task[Any]] = set()
         self._cancel_timer: asyncio.TimerHandle | None = None
 
     # -- stopping ---------------------------------------------------------------
@@ -319,8 +319,9 @@ class BatchRunner:
             self._cancel_timer = loop.call_later(self.grace, self._cancel_in_flight)
 
     def _cancel_in_flight(self) -> None:
-        for scope in list(self._scopes):
-            scope.cancel()
+        for task in list(self._working):
+            self._grace_cancelled.add(task)
+            task.cancel()
 
     # -- records ------------------------------------------------------------------
 
@@ -439,12 +440,19 @@ class BatchRunner:
             )
         self._emit(self._record(item, "started"))
         started = time.monotonic()
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                return self._emit(await self._attempt(item, started))
-            finally:
-                self._scopes.discard(scope)
+        task = asyncio.current_task()
+        assert task is not None
+        self._working.add(task)
+        try:
+            return self._emit(await self._attempt(item, started))
+        except asyncio.CancelledError:
+            if task not in self._grace_cancelled:
+                raise  # not the grace period's cancellation: pass it on
+            self._grace_cancelled.discard(task)
+            if task.uncancel() > 0:
+                raise  # cancelled from elsewhere as well
+        finally:
+            self._working.discard(task)
         return self._emit(
             self._record(
                 item,

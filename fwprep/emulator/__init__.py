@@ -196,6 +196,7 @@ class EmulatorThread:
         ready = threading.Event()
 
         async def main() -> None:
+            self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             try:
                 await self.emulator.start()
@@ -210,11 +211,8 @@ class EmulatorThread:
                 await self.emulator.stop()
 
         def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            try:
-                self._loop.run_until_complete(main())
-            finally:
-                self._loop.close()
+            # asyncio.run also cancels and awaits what the server left running (stalls).
+            asyncio.run(main())
 
         self._thread = threading.Thread(target=run, name="fwprep-emulator", daemon=True)
         self._thread.start()
