@@ -67,7 +67,6 @@ class _Exchange:
     error: FwprepError | None
     attempts: int
     elapsed: float
-    already_done: bool = False
 
 
 def _with_note(error: FwprepError, note: str) -> FwprepError:
@@ -255,7 +254,7 @@ class FireworksClient:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("%s %s failed: %s", request.method, _path(request.url), exc)
                 error: FwprepError = exc
-                is_timeout = True
+                is_timeout = not isinstance(exc, ConnectError)  # the request may have gone out
                 wait = policy.backoff(attempts, self._rng)
             else:
                 if logger.isEnabledFor(logging.DEBUG):
@@ -273,14 +272,7 @@ class FireworksClient:
                 verdict = classify_response(status, headers, body, policy)
                 if verdict.action in (Action.SUCCESS, Action.ALREADY_DONE):
                     self.retry_budget.release(spent)
-                    return _Exchange(
-                        status,
-                        body,
-                        None,
-                        attempts,
-                        time.monotonic() - started,
-                        already_done=verdict.action is Action.ALREADY_DONE,
-                    )
+                    return _Exchange(status, body, None, attempts, time.monotonic() - started)
                 assert verdict.error is not None
                 error = verdict.error
                 if verdict.action is Action.FAIL:
