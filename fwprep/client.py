@@ -9,7 +9,14 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
@@ -196,6 +203,19 @@ class FireworksClient:
             )
             self._owns_session = True
         return self._session
+
+    def items_from(
+        self, items: Iterable[ItemLike] | AsyncIterable[ItemLike]
+    ) -> Iterator[PrepareItem] | AsyncIterator[PrepareItem]:
+        """Turn items and ``(model, precision)`` pairs into :class:`~fwprep.PrepareItem`, lazily.
+
+        Bare model ids go to the client's account. A sync input stays sync, so
+        it is read without an await per item. A pair that is not valid raises
+        :class:`~fwprep.InputError` when it is reached.
+        """
+        if isinstance(items, AsyncIterable):
+            return _as_items(items, self)
+        return (_coerce(raw, self) for raw in items)
 
     def model_ref(self, model: ModelRef | str) -> ModelRef:
         """Parse ``model`` as a full name or a bare id in the client's account."""
@@ -435,11 +455,7 @@ class FireworksClient:
         limit = concurrency or self.max_concurrency
         if limit < 1:
             raise ConfigError("concurrency must be >= 1")
-        source: Iterable[PrepareItem] | AsyncIterator[PrepareItem] = (
-            _as_items(items, self)
-            if isinstance(items, AsyncIterable)
-            else (_coerce(raw, self) for raw in items)
-        )
+        source = self.items_from(items)
         # aclosing: when the caller stops early, the pool's workers stop with it.
         async with contextlib.aclosing(bounded_map(source, self.prepare, limit)) as outcomes:
             async for outcome in outcomes:

@@ -38,7 +38,6 @@ from fwprep.batch.report import (
 )
 from fwprep.batch.runner import BatchPlan, BatchRunner, BatchSummary, Shard
 from fwprep.client import FireworksClient, ItemLike
-from fwprep.models import PrepareItem
 
 __all__ = [
     "BatchPlan",
@@ -99,23 +98,6 @@ def chain_entries(manifests: Iterable[Manifest]) -> Iterator[ManifestEntry]:
         yield from manifest.entries()
 
 
-async def _items_as_entries(
-    items: Iterable[ItemLike] | AsyncIterable[ItemLike], client: FireworksClient
-) -> AsyncIterator[ManifestEntry]:
-    def convert(raw: ItemLike) -> PrepareItem:
-        if isinstance(raw, PrepareItem):
-            return raw
-        model, precision = raw
-        return PrepareItem(client.model_ref(model), precision)
-
-    if isinstance(items, AsyncIterable):
-        async for raw in items:
-            yield convert(raw)
-    else:
-        for raw in items:
-            yield convert(raw)
-
-
 @contextlib.asynccontextmanager
 async def _session(
     manifests: PathLike | Sequence[PathLike],
@@ -144,7 +126,7 @@ async def _session(
             stack.callback(writer.close)
         runner = BatchRunner(client, report=writer, done=done, **options)  # type: ignore[arg-type]
         entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
-            _items_as_entries(items, client) if items is not None else chain_entries(opened)
+            client.items_from(items) if items is not None else chain_entries(opened)
         )
         yield runner, entries
 

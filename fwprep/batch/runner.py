@@ -173,7 +173,7 @@ class BatchSummary:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the summary."""
         return {
-            "counts": {s: self.counts[s] for s in _ORDER if self.counts[s]},
+            "counts": {s: self.counts[s] for s in FINAL_STATUSES if self.counts[s]},
             "already_done": self.already_done,
             "halted": self.halted,
             "interrupted": self.interrupted,
@@ -190,7 +190,7 @@ class BatchSummary:
 
     def lines(self) -> list[str]:
         """The summary as lines of text."""
-        parts = [f"{self.counts[s]} {s}" for s in _ORDER if self.counts[s]]
+        parts = [f"{self.counts[s]} {s}" for s in FINAL_STATUSES if self.counts[s]]
         rate = f" ({self.finished / self.elapsed:.1f}/s)" if self.elapsed > 0 else ""
         head = f"{self.finished} finished in {self.elapsed:.1f} s{rate}"
         out = [head + (": " + ", ".join(parts) if parts else "")]
@@ -205,9 +205,6 @@ class BatchSummary:
         if self.report:
             out.append(f"report: {self.report}")
         return out
-
-
-_ORDER = FINAL_STATUSES  # the order statuses are listed in summaries
 
 
 @attrs.define
