@@ -7,7 +7,6 @@ with plain values.
 
 from __future__ import annotations
 
-import enum
 import functools
 import ipaddress
 import json
@@ -17,14 +16,16 @@ from urllib.parse import urlsplit
 import attrs
 
 from fwprep._version import __version__
-from fwprep.errors import ApiError, ConfigError, api_error_for, parse_error_body
+from fwprep.errors import ConfigError, api_error_for, parse_error_body
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
 from fwprep.precision import Precision
-from fwprep.retry import RetryPolicy, parse_retry_after
+from fwprep.retry import Action, RetryPolicy, Verdict, parse_retry_after
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "MAX_ERROR_BODY",
+    "MAX_MODEL_BODY",
     "Action",
     "Request",
     "Verdict",
@@ -44,14 +45,30 @@ def _redact(headers: Mapping[str, str]) -> str:
     return repr(shown)
 
 
+MAX_ERROR_BODY = 64 * 1024
+"""The most bytes of an error answer's body that are read."""
+MAX_MODEL_BODY = 4 * 1024 * 1024
+"""The most bytes of a Model read."""
+
+
 @attrs.frozen
 class Request:
-    """An HTTP request to send. Its repr never shows the Authorization header."""
+    """An HTTP request to send. Its repr never shows the Authorization header.
+
+    ``max_body`` is the most bytes of a successful answer's body the
+    transport reads (an error answer's body: at most :data:`MAX_ERROR_BODY`).
+    """
 
     method: str
     url: str
     headers: Mapping[str, str] = attrs.field(repr=_redact)
     body: bytes | None = None
+    max_body: int = MAX_ERROR_BODY
+
+    @property
+    def path(self) -> str:
+        """The URL's path, for messages and logs (no host, no query)."""
+        return urlsplit(self.url).path
 
 
 def is_loopback_host(host: str) -> bool:
@@ -128,29 +145,7 @@ def build_get_model_request(
         from urllib.parse import quote
 
         url += f"?readMask={quote(read_mask, safe='')}"
-    return Request("GET", url, _headers(api_key, False))
-
-
-class Action(enum.Enum):
-    """What to do with an answer."""
-
-    SUCCESS = "success"
-    """The request did what was asked."""
-    ALREADY_DONE = "already_done"
-    """409 ALREADY_EXISTS: nothing was left to do, which counts as success."""
-    RETRY = "retry"
-    """A transient failure: try again after a pause."""
-    FAIL = "fail"
-    """A failure that retrying will not fix."""
-
-
-@attrs.frozen
-class Verdict:
-    """The meaning of one HTTP answer."""
-
-    action: Action
-    error: ApiError | None = None
-    retry_after: float | None = None
+    return Request("GET", url, _headers(api_key, False), max_body=MAX_MODEL_BODY)
 
 
 _SUCCESS = Verdict(Action.SUCCESS)

@@ -8,28 +8,25 @@ import json
 import logging
 import os
 import random
-import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Iterable,
     Iterator,
-    Mapping,
 )
 from types import TracebackType
 from typing import Self
-from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
 import attrs
 
+from fwprep._clock import SYSTEM_CLOCK, Clock
 from fwprep._convert import describe_structure_error, structure_model
 from fwprep._pool import bounded_map
 from fwprep._protocol import (
     DEFAULT_BASE_URL,
-    Action,
     Request,
     build_get_model_request,
     build_prepare_request,
@@ -37,32 +34,42 @@ from fwprep._protocol import (
     classify_response,
 )
 from fwprep.errors import (
-    ApiError,
     ConfigError,
-    ConnectError,
     FwprepError,
     PreparationFailedError,
-    ReadError,
-    RequestTimeoutError,
     TransportError,
     UnexpectedResponseError,
     WaitTimeoutError,
 )
-from fwprep.limits import AdaptiveRateLimiter, RateLimiter, TokenBucket
+from fwprep.limits import AdaptiveRateLimiter, FixedRateLimiter, RateLimiter
 from fwprep.models import Model, PrepareItem, PrepareOutcome
 from fwprep.names import ModelRef
 from fwprep.precision import Precision
-from fwprep.retry import RetryBudget, RetryPolicy, is_testing
+from fwprep.retry import Charge, RetryBudget, RetryPolicy, Verdict
+from fwprep.transport import AiohttpTransport, Response, Transport
 
-__all__ = ["FireworksClient", "ItemLike"]
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_WAIT_TIMEOUT",
+    "FireworksClient",
+    "ItemLike",
+]
 
 logger = logging.getLogger("fwprep")
 
 ItemLike = PrepareItem | tuple[ModelRef | str, Precision | str | None]
 """What :meth:`FireworksClient.prepare_many` accepts: an item, or a (model, precision) pair."""
 
-_MAX_ERROR_BODY = 64 * 1024
-_MAX_MODEL_BODY = 4 * 1024 * 1024
+DEFAULT_MAX_CONCURRENCY = 16
+"""Requests in flight at once, unless ``max_concurrency`` says otherwise."""
+DEFAULT_TIMEOUT = 60.0
+"""Seconds one request may take, unless ``timeout`` says otherwise."""
+DEFAULT_WAIT_TIMEOUT = 1800.0
+"""Seconds a wait for a preparation may take (30 minutes, as firectl's ``--wait-timeout``)."""
+DEFAULT_POLL_INTERVAL = 5.0
+"""Seconds between reads of a model while waiting for its preparation."""
 
 
 @attrs.frozen
@@ -76,20 +83,14 @@ class _Exchange:
     elapsed: float
 
 
-def _with_note(error: FwprepError, note: str) -> FwprepError:
-    """A copy of ``error`` whose message ends with ``note``."""
-    if isinstance(error, ApiError):
-        return type(error)(
-            error.status,
-            f"{error.message} ({note})",
-            code=error.code,
-            request_id=error.request_id,
-            retry_after=error.retry_after,
-        )
-    try:
-        return type(error)(f"{error} ({note})")
-    except TypeError:
-        return error
+@attrs.frozen
+class _Attempt:
+    """One attempt: the answer's status and body (if one came) and what it means."""
+
+    status: int | None
+    body: bytes
+    result: Verdict | TransportError
+    sent_at: float
 
 
 class FireworksClient:
@@ -112,8 +113,8 @@ class FireworksClient:
             ``https://api.fireworks.ai``. Plain ``http://`` is refused unless
             the host is loopback.
         max_concurrency: the most requests in flight at once. Requests wait
-            for a free slot *before* they are handed to aiohttp, so time spent
-            queued never counts against ``timeout``.
+            for a free slot *before* they are handed to the transport, so time
+            spent queued never counts against ``timeout``.
         max_rps: a fixed limit in requests per second, evenly spaced. With
             ``None`` (the default) the client adapts: it cuts its send rate on
             each burst of 429 answers and regrows it slowly, settling under
@@ -121,10 +122,18 @@ class FireworksClient:
         retry: the :class:`~fwprep.RetryPolicy`.
         timeout: seconds one attempt may take, connecting included
             (connecting alone: at most 5 s).
-        session: an ``aiohttp.ClientSession`` to use instead of the client's
-            own; the caller then closes it.
+        session: an ``aiohttp.ClientSession`` to send with instead of the
+            client's own; the caller then closes it. ``timeout`` still applies
+            to each request.
         retry_budget: a :class:`~fwprep.RetryBudget` to share, for example
             between several clients; by default each client has its own.
+        transport: what sends each request (see :mod:`fwprep.transport`);
+            default an :class:`~fwprep.AiohttpTransport`. Not with ``session``.
+        limiter: the rate limiter (:class:`~fwprep.AdaptiveRateLimiter`,
+            :class:`~fwprep.FixedRateLimiter` or your own), for example one
+            shared by several clients. Not with ``max_rps``.
+        clock: where the client reads the time and sleeps (see
+            :class:`~fwprep.Clock`); tests pass a simulated one.
     """
 
     def __init__(
@@ -133,12 +142,15 @@ class FireworksClient:
         *,
         account_id: str | None = None,
         base_url: str | None = None,
-        max_concurrency: int = 16,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_rps: float | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
         retry_budget: RetryBudget | None = None,
+        transport: Transport | None = None,
+        limiter: RateLimiter | None = None,
+        clock: Clock | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("FIREWORKS_API_KEY", "")
         if not key or not key.strip():
@@ -153,6 +165,10 @@ class FireworksClient:
             raise ConfigError(f"max_rps must be > 0, got {max_rps!r}")
         if not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if transport is not None and session is not None:
+            raise ConfigError("give a transport or a session, not both")
+        if limiter is not None and max_rps is not None:
+            raise ConfigError("give a limiter or max_rps, not both")
         self._api_key = key.strip()
         self.account_id: str | None = account_id or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
         self.base_url: str = check_base_url(
@@ -162,12 +178,18 @@ class FireworksClient:
         self.retry: RetryPolicy = retry or RetryPolicy()
         self.retry_budget: RetryBudget = retry_budget or RetryBudget()
         self.timeout = float(timeout)
-        self.limiter: RateLimiter = (
-            TokenBucket(max_rps) if max_rps is not None else AdaptiveRateLimiter()
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        if limiter is None:
+            limiter = (
+                FixedRateLimiter(max_rps, clock=self.clock)
+                if max_rps is not None
+                else AdaptiveRateLimiter(clock=self.clock)
+            )
+        self.limiter: RateLimiter = limiter
+        self.transport: Transport = transport or AiohttpTransport(
+            timeout=self.timeout, limit=max_concurrency, session=session
         )
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._session = session
-        self._owns_session = session is None
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -177,7 +199,6 @@ class FireworksClient:
         )
 
     async def __aenter__(self) -> Self:
-        self._ensure_session()
         return self
 
     async def __aexit__(
@@ -190,19 +211,9 @@ class FireworksClient:
 
     async def aclose(self) -> None:
         """Close the connection pool, if the client created it."""
-        if self._owns_session and self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None or (self._owns_session and self._session.closed):
-            connector = aiohttp.TCPConnector(limit=self.max_concurrency, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(5.0, self.timeout)),
-            )
-            self._owns_session = True
-        return self._session
+        close = getattr(self.transport, "aclose", None)
+        if close is not None:
+            await close()
 
     def items_from(
         self, items: Iterable[ItemLike] | AsyncIterable[ItemLike]
@@ -221,106 +232,55 @@ class FireworksClient:
         """Parse ``model`` as a full name or a bare id in the client's account."""
         return ModelRef.parse(model, self.account_id)
 
-    # -- one request, no retries -------------------------------------------------
+    # -- one request ---------------------------------------------------------------
 
-    async def _send(
-        self, request: Request, max_body: int
-    ) -> tuple[int, Mapping[str, str], bytes, float]:
-        session = self._ensure_session()
+    async def _attempt(self, request: Request) -> _Attempt:
+        """Send once (in a slot, at the limiter's pace) and classify what came back."""
         async with self._slots:
             sent_at = await self.limiter.acquire()
             try:
-                async with session.request(
-                    request.method, request.url, headers=request.headers, data=request.body
-                ) as response:
-                    limit = max_body if response.status < 300 else _MAX_ERROR_BODY
-                    length = response.content_length
-                    if length is not None and length <= limit:
-                        body = await response.read()
-                    else:
-                        body = await _read_capped(response.content, limit)
-                    return response.status, response.headers, body, sent_at
-            except TimeoutError:
-                raise RequestTimeoutError(
-                    f"{request.method} {_path(request.url)}: no answer within {self.timeout:g} s"
-                ) from None
-            except aiohttp.ClientConnectorError as exc:
-                raise ConnectError(
-                    f"{request.method} {_path(request.url)}: cannot connect to "
-                    f"{exc.host}:{exc.port}: {exc.os_error.strerror or type(exc.os_error).__name__}"
-                ) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise ReadError(
-                    f"{request.method} {_path(request.url)}: connection broken: "
-                    f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}"
-                ) from None
-
-    # -- one request, with retries -----------------------------------------------
-
-    async def _exchange(self, request: Request, max_body: int = _MAX_ERROR_BODY) -> _Exchange:
-        """Send ``request`` until it succeeds or may not be retried. Never raises FwprepError."""
-        policy = self.retry
-        started = time.monotonic()
-        attempts = 0
-        spent = 0
-        while True:
-            attempts += 1
-            status: int | None = None
-            body = b""
-            wait: float
-            try:
-                status, headers, body, sent_at = await self._send(request, max_body)
+                response: Response | TransportError = await self.transport(request)
             except TransportError as exc:
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("%s %s failed: %s", request.method, _path(request.url), exc)
-                error: FwprepError = exc
-                is_timeout = not isinstance(exc, ConnectError)  # the request may have gone out
-                wait = policy.backoff(attempts, self._rng)
-            else:
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "%s %s -> %d (attempt %d)",
-                        request.method,
-                        _path(request.url),
-                        status,
-                        attempts,
-                    )
-                if status == 429:
-                    self.limiter.on_throttle(sent_at)
-                else:
-                    self.limiter.on_success(sent_at)
-                verdict = classify_response(status, headers, body, policy)
-                if verdict.action in (Action.SUCCESS, Action.ALREADY_DONE):
-                    self.retry_budget.release(spent)
-                    return _Exchange(status, body, None, attempts, time.monotonic() - started)
-                assert verdict.error is not None
-                error = verdict.error
-                if verdict.action is Action.FAIL:
-                    return _Exchange(status, body, error, attempts, time.monotonic() - started)
-                is_timeout = False
-                if verdict.retry_after is not None:
-                    if verdict.retry_after > policy.max_retry_after:
-                        error = _with_note(
-                            error,
-                            f"the server asked to wait {verdict.retry_after:g} s, longer than "
-                            f"max_retry_after={policy.max_retry_after:g} s",
-                        )
-                        return _Exchange(status, body, error, attempts, time.monotonic() - started)
-                    wait = 0.0 if is_testing() else verdict.retry_after
-                else:
-                    wait = policy.backoff(attempts, self._rng)
-            if attempts >= policy.max_attempts:
-                if policy.max_attempts > 1:
-                    error = _with_note(error, f"gave up after {attempts} attempts")
-                return _Exchange(status, body, error, attempts, time.monotonic() - started)
-            if status != 429:  # throttling is paced by the rate limiter, not the budget
-                cost = self.retry_budget.try_acquire(timeout=is_timeout)
+                response = exc
+        if isinstance(response, TransportError):
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s %s failed: %s", request.method, request.path, response)
+            return _Attempt(None, b"", response, sent_at)
+        status = response.status
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s -> %d", request.method, request.path, status)
+        if status == 429:
+            self.limiter.on_throttle(sent_at)
+        else:
+            self.limiter.on_success(sent_at)
+        verdict = classify_response(status, response.headers, response.body, self.retry)
+        return _Attempt(status, response.body, verdict, sent_at)
+
+    async def _exchange(self, request: Request) -> _Exchange:
+        """Send ``request`` until it succeeds or may not be retried. Never raises FwprepError.
+
+        Each attempt is sent and classified, the policy decides the next step,
+        the budget pays for a retry, and the clock waits.
+        """
+        spent = attempt = 0
+        started: float | None = None
+        while True:
+            attempt += 1
+            sent = await self._attempt(request)
+            started = sent.sent_at if started is None else started
+            step = self.retry.decide(attempt, sent.result, self._rng)
+            if step.retry and step.charge is not Charge.NONE:
+                cost = self.retry_budget.try_acquire(timeout=step.charge is Charge.TIMEOUT)
                 if cost is None:
-                    error = _with_note(error, "not retried: the client's retry budget is spent")
-                    return _Exchange(status, body, error, attempts, time.monotonic() - started)
-                spent += cost
-            if wait > 0:
-                await anyio.sleep(wait)
+                    step = step.give_up("not retried: the client's retry budget is spent")
+                spent += cost or 0
+            if not step.retry:
+                if step.error is None:
+                    self.retry_budget.release(spent)
+                elapsed = self.clock.now() - started
+                return _Exchange(sent.status, sent.body, step.error, attempt, elapsed)
+            if step.wait > 0:
+                await self.clock.sleep(step.wait)
 
     # -- the public calls ---------------------------------------------------------
 
@@ -380,7 +340,7 @@ class FireworksClient:
         """
         ref = self.model_ref(model)
         request = build_get_model_request(self.base_url, self._api_key, ref, read_mask)
-        exchange = await self._exchange(request, _MAX_MODEL_BODY)
+        exchange = await self._exchange(request)
         if exchange.error is not None:
             raise exchange.error
         status = exchange.status or 200
@@ -400,8 +360,8 @@ class FireworksClient:
         model: ModelRef | str,
         precision: Precision | str,
         *,
-        timeout: float = 1800.0,
-        poll_interval: float = 5.0,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> Model:
         """Poll the model until ``precision`` shows among its prepared precisions.
 
@@ -429,7 +389,7 @@ class FireworksClient:
                     return found
                 if found.failed and found.status is not None:
                     raise PreparationFailedError(ref.name, found.status.code, found.status.message)
-                await anyio.sleep(poll_interval)
+                await self.clock.sleep(poll_interval)
         assert scope.cancelled_caught
         raise WaitTimeoutError(f"{ref}: {wanted} did not appear within {timeout:g} s")
 
@@ -474,19 +434,3 @@ def _coerce(raw: ItemLike, client: FireworksClient) -> PrepareItem:
         return raw
     model, precision = raw
     return PrepareItem(client.model_ref(model), precision)
-
-
-async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await content.read(min(65536, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _path(url: str) -> str:
-    return urlsplit(url).path

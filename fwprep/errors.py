@@ -65,6 +65,7 @@ __all__ = [
     "WaitTimeoutError",
     "api_error_for",
     "parse_error_body",
+    "with_note",
 ]
 
 # google.rpc.Code numbers and names, in the order the proto defines them.
@@ -217,11 +218,21 @@ class UnexpectedResponseError(ApiError):
 
 
 class TransportError(FwprepError):
-    """No usable answer arrived: the request may or may not have reached the server."""
+    """No usable answer arrived: the request may or may not have reached the server.
+
+    ``may_have_arrived`` tells which: ``False`` only when the connection was
+    never opened (:class:`ConnectError`), so the server cannot have acted on
+    the request. A retry after one that may have arrived costs the retry
+    budget more, since the server may be struggling.
+    """
+
+    may_have_arrived: bool = True
 
 
 class ConnectError(TransportError):
     """The connection could not be opened (refused, DNS failure, TLS failure)."""
+
+    may_have_arrived = False
 
 
 class ReadError(TransportError):
@@ -247,6 +258,22 @@ class PreparationFailedError(FwprepError):
 
 class WaitTimeoutError(FwprepError, TimeoutError):
     """A precision did not appear on the model before the wait timed out."""
+
+
+def with_note(error: FwprepError, note: str) -> FwprepError:
+    """A copy of ``error`` of the same class whose message ends with ``(note)``."""
+    if isinstance(error, ApiError):
+        return type(error)(
+            error.status,
+            f"{error.message} ({note})",
+            code=error.code,
+            request_id=error.request_id,
+            retry_after=error.retry_after,
+        )
+    try:
+        return type(error)(f"{error} ({note})")
+    except TypeError:
+        return error
 
 
 @attrs.frozen

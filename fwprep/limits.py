@@ -8,12 +8,12 @@ limited here but by the client, before :meth:`acquire` is called.
 
 from __future__ import annotations
 
-import time
 from typing import Protocol
 
-import anyio
+from fwprep._clock import SYSTEM_CLOCK, Clock
+from fwprep.errors import InputError
 
-__all__ = ["AdaptiveRateLimiter", "RateLimiter", "TokenBucket"]
+__all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 
 
 class RateLimiter(Protocol):
@@ -32,7 +32,7 @@ class RateLimiter(Protocol):
         ...
 
 
-class TokenBucket:
+class FixedRateLimiter:
     """Send at most ``rate`` requests a second, evenly spaced.
 
     Each :meth:`acquire` reserves the next free slot on a schedule spaced
@@ -41,15 +41,17 @@ class TokenBucket:
     bucket of depth one). Waiters are served in the order they arrived.
 
     Args:
-        rate: requests per second, > 0. ``TokenBucket(100)`` sends one request
-            every 10 ms at most.
+        rate: requests per second, > 0. ``FixedRateLimiter(100)`` sends one
+            request every 10 ms at most.
+        clock: where it reads the time and sleeps (default: the real clock).
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, *, clock: Clock | None = None) -> None:
         if not rate > 0:
-            raise ValueError(f"rate must be > 0 requests per second, got {rate!r}")
+            raise InputError(f"rate must be > 0 requests per second, got {rate!r}")
         self._rate = float(rate)
         self._next = 0.0
+        self._clock = clock or SYSTEM_CLOCK
 
     @property
     def rate(self) -> float:
@@ -63,11 +65,11 @@ class TokenBucket:
 
     async def acquire(self) -> float:
         """Wait for this request's slot; return the monotonic time it was sent at."""
-        slot = self._reserve(time.monotonic())
-        delay = slot - time.monotonic()
+        slot = self._reserve(self._clock.now())
+        delay = slot - self._clock.now()
         if delay > 0:
-            await anyio.sleep(delay)
-        return time.monotonic()
+            await self._clock.sleep(delay)
+        return self._clock.now()
 
     def on_success(self, sent_at: float) -> None:
         """A fixed rate does not change with the answers."""
@@ -103,6 +105,7 @@ class AdaptiveRateLimiter:
         window: the shortest window, in seconds.
         min_samples: the fewest answers a window is judged on.
         min_rate: the floor, in requests per second.
+        clock: where it reads the time and sleeps (default: the real clock).
     """
 
     def __init__(
@@ -114,11 +117,13 @@ class AdaptiveRateLimiter:
         window: float = 0.25,
         min_samples: int = 10,
         min_rate: float = 0.1,
+        clock: Clock | None = None,
     ) -> None:
         if not 0 <= low_fraction <= high_fraction < 1:
-            raise ValueError("need 0 <= low_fraction <= high_fraction < 1")
+            raise InputError("need 0 <= low_fraction <= high_fraction < 1")
         if growth < 1 or window <= 0 or min_samples < 1 or min_rate <= 0:
-            raise ValueError("need growth >= 1, window > 0, min_samples >= 1 and min_rate > 0")
+            raise InputError("need growth >= 1, window > 0, min_samples >= 1 and min_rate > 0")
+        self._clock = clock or SYSTEM_CLOCK
         self._high = high_fraction
         self._low = low_fraction
         self._growth = growth
@@ -140,14 +145,14 @@ class AdaptiveRateLimiter:
 
     async def acquire(self) -> float:
         """Wait for this request's slot under the current rate; return the send time."""
-        now = time.monotonic()
+        now = self._clock.now()
         if self._rate is not None:
             slot = max(now, self._next)
             self._next = slot + 1.0 / self._rate
             delay = slot - now
             if delay > 0:
-                await anyio.sleep(delay)
-                now = time.monotonic()
+                await self._clock.sleep(delay)
+                now = self._clock.now()
         return now
 
     def on_success(self, sent_at: float) -> None:
@@ -166,7 +171,7 @@ class AdaptiveRateLimiter:
             self._window_start = sent_at  # a window opens with its first request
         self._answers += 1
         self._throttled += throttled
-        now = time.monotonic()
+        now = self._clock.now()
         elapsed = now - self._window_start
         if self._answers < self._min_samples or elapsed < self._window:
             return

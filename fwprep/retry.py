@@ -1,14 +1,16 @@
 """When to retry, how long to wait, and how much retrying a client may do.
 
-:class:`RetryPolicy` holds the rules; :class:`RetryBudget` is shared by all
-requests of one client so a failing API is not hammered; :func:`parse_retry_after`
-reads the server's own wait request. :func:`set_testing` makes every wait
-zero, for test suites.
+:class:`RetryPolicy` holds the rules and makes every next-step decision
+(:meth:`RetryPolicy.decide`), as a pure function of the attempt and what it
+brought back; :class:`RetryBudget` is shared by all requests of one client so
+a failing API is not hammered; :func:`parse_retry_after` reads the server's
+own wait request. :func:`set_testing` makes every wait zero, for test suites.
 """
 
 from __future__ import annotations
 
 import email.utils
+import enum
 import math
 import random
 import threading
@@ -17,10 +19,16 @@ from datetime import UTC, datetime
 
 import attrs
 
+from fwprep.errors import ApiError, FwprepError, InputError, TransportError, with_note
+
 __all__ = [
     "DEFAULT_RETRY_STATUSES",
+    "Action",
+    "Charge",
     "RetryBudget",
     "RetryPolicy",
+    "Step",
+    "Verdict",
     "is_testing",
     "parse_retry_after",
     "set_testing",
@@ -31,15 +39,35 @@ DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504
 _testing = False
 
 
-def set_testing(enabled: bool = True) -> None:
+class _Testing:
+    """What :func:`set_testing` returns: also a context manager that restores the old setting."""
+
+    def __init__(self, previous: bool) -> None:
+        self._previous = previous
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        global _testing
+        _testing = self._previous
+
+
+def set_testing(enabled: bool = True) -> _Testing:
     """Turn every backoff and ``Retry-After`` wait into no wait at all.
 
     Retries still happen and are still counted, so a test suite exercises the
     real retry logic without spending seconds asleep. Affects every client
-    in the process; call ``set_testing(False)`` to restore normal waits.
+    in the process. Call it once (``set_testing(False)`` restores normal
+    waits), or use it as a context manager, which restores the previous
+    setting on exit::
+
+        with fwprep.set_testing():
+            outcome = await client.prepare(item)
     """
     global _testing
-    _testing = enabled
+    previous, _testing = _testing, enabled
+    return _Testing(previous)
 
 
 def is_testing() -> bool:
@@ -49,7 +77,71 @@ def is_testing() -> bool:
 
 def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
     if not value >= 0 or math.isinf(value):
-        raise ValueError(f"{attr.name} must be a finite number >= 0, got {value!r}")
+        raise InputError(f"{attr.name} must be a finite number >= 0, got {value!r}")
+
+
+class Action(enum.Enum):
+    """What an HTTP answer means for the request that got it."""
+
+    SUCCESS = "success"
+    """The request did what was asked."""
+    ALREADY_DONE = "already_done"
+    """409 ALREADY_EXISTS: nothing was left to do, which counts as success."""
+    RETRY = "retry"
+    """A transient failure: try again after a pause."""
+    FAIL = "fail"
+    """A failure that retrying will not fix."""
+
+
+@attrs.frozen
+class Verdict:
+    """The meaning of one HTTP answer: what to do, the error, and the wait the server asked for."""
+
+    action: Action
+    error: ApiError | None = None
+    retry_after: float | None = None
+
+    @property
+    def throttled(self) -> bool:
+        """Whether the answer was a 429: the server asks the client to slow down."""
+        return self.error is not None and self.error.status == 429
+
+
+class Charge(enum.Enum):
+    """What a retry costs the client's :class:`RetryBudget`."""
+
+    NONE = "none"
+    """Nothing: a retry after a 429 is paced by the rate limiter instead."""
+    RETRY = "retry"
+    """The ordinary cost: an error status, or a connection that never opened."""
+    TIMEOUT = "timeout"
+    """The higher cost: a request that may have reached a struggling server."""
+
+
+@attrs.frozen
+class Step:
+    """The next step for a request, as :meth:`RetryPolicy.decide` sees it.
+
+    Attributes:
+        retry: send the request again (after ``wait`` seconds), or stop.
+        error: why the attempt failed; ``None`` when it succeeded.
+        wait: seconds to wait before the retry.
+        charge: what the retry costs the retry budget; a retry that cannot
+            be paid for becomes a stop (:meth:`give_up`).
+    """
+
+    retry: bool
+    error: FwprepError | None = None
+    wait: float = 0.0
+    charge: Charge = Charge.NONE
+
+    def give_up(self, note: str) -> Step:
+        """A stop instead of this retry, its error saying why (``note``)."""
+        error = with_note(self.error, note) if self.error is not None else None
+        return Step(False, error)
+
+
+_DONE = Step(False)
 
 
 @attrs.frozen
@@ -88,13 +180,62 @@ class RetryPolicy:
 
     @max_attempts.validator
     def _check_attempts(self, _attr: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"max_attempts must be an integer >= 1, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"max_attempts must be an integer >= 1, got {value!r}")
 
     @jitter.validator
     def _check_jitter(self, _attr: attrs.Attribute[float], value: float) -> None:
         if value > 1:
-            raise ValueError(f"jitter must be between 0 and 1, got {value!r}")
+            raise InputError(f"jitter must be between 0 and 1, got {value!r}")
+
+    def decide(
+        self, attempt: int, result: Verdict | TransportError, rng: random.Random | None = None
+    ) -> Step:
+        """The next step after attempt number ``attempt`` (1-based) came back with ``result``.
+
+        ``result`` is the :class:`Verdict` on an answer, or the
+        :class:`~fwprep.TransportError` when none arrived. A pure function of
+        its arguments and this policy (and :func:`set_testing`): no I/O, no
+        clock, no event loop, the way urllib3's ``Retry.increment`` decides
+        for its connection pool. In order:
+
+        - success, or 409 ``ALREADY_EXISTS``: stop with no error;
+        - an answer that retrying will not fix: stop with its error;
+        - a ``Retry-After`` longer than :attr:`max_retry_after`: stop, the
+          error saying so, rather than hold a worker that long;
+        - ``max_attempts`` reached: stop, the error saying after how many;
+        - otherwise retry, after the server's ``Retry-After`` when it sent
+          one, else after :meth:`backoff`. A retry after a 429 charges the
+          retry budget nothing (the rate limiter paces it); one after a
+          request that may have arrived charges the timeout cost.
+        """
+        retry_after: float | None = None
+        if isinstance(result, TransportError):
+            error: FwprepError = result
+            charge = Charge.TIMEOUT if result.may_have_arrived else Charge.RETRY
+        else:
+            if result.action in (Action.SUCCESS, Action.ALREADY_DONE) or result.error is None:
+                return _DONE
+            error = result.error
+            if result.action is Action.FAIL:
+                return Step(False, error)
+            retry_after = result.retry_after
+            charge = Charge.NONE if result.throttled else Charge.RETRY
+            if retry_after is not None and retry_after > self.max_retry_after:
+                note = (
+                    f"the server asked to wait {retry_after:g} s, longer than "
+                    f"max_retry_after={self.max_retry_after:g} s"
+                )
+                return Step(False, with_note(error, note))
+        if attempt >= self.max_attempts:
+            if self.max_attempts > 1:
+                error = with_note(error, f"gave up after {attempt} attempts")
+            return Step(False, error)
+        if retry_after is None:
+            wait = self.backoff(attempt, rng)
+        else:
+            wait = 0.0 if _testing else retry_after
+        return Step(True, error, wait, charge)
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based), jitter included."""
@@ -130,7 +271,7 @@ class RetryBudget:
         success_refund: int = 1,
     ) -> None:
         if capacity < 0 or retry_cost < 0 or timeout_cost < 0 or success_refund < 0:
-            raise ValueError("retry budget numbers must be >= 0")
+            raise InputError("retry budget numbers must be >= 0")
         self.capacity = capacity
         self.retry_cost = retry_cost
         self.timeout_cost = timeout_cost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -68,3 +69,22 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
         time.sleep(0.005)
+
+
+class FakeClock:
+    """Simulated time for a client or a limiter: ``sleep`` advances it and returns at once.
+
+    ``t`` is the current time; ``slept`` lists every wait asked for, in order.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = start
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += max(seconds, 0.0)
+        await asyncio.sleep(0)

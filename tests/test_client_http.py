@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from support import FakeClock
 from yarl import URL
 
 from fwprep import (
@@ -28,7 +29,6 @@ from fwprep import (
     UnexpectedResponseError,
     WaitTimeoutError,
 )
-from fwprep import client as client_module
 
 BASE = "https://api.fireworks.ai"
 KEY = "fw-VERY-secret-0123456789"
@@ -123,38 +123,25 @@ async def test_gives_up_after_max_attempts_saying_so(mocked: Any, client: Firewo
     assert len(sent(mocked, "POST", PREPARE)) == 3
 
 
-async def test_retry_after_is_obeyed(
-    mocked: Any, client: FireworksClient, real_waits: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    waits: list[float] = []
-
-    async def record(delay: float) -> None:
-        waits.append(delay)
-
-    monkeypatch.setattr(client_module.anyio, "sleep", record)
-    client.limiter = Unlimited()  # only the retry waits are recorded
+async def test_retry_after_is_obeyed(mocked: Any, real_waits: None) -> None:
+    clock = FakeClock()
+    client = FireworksClient(KEY, account_id="acme", clock=clock, limiter=Unlimited())
     mocked.post(PREPARE, status=429, headers={"Retry-After": "7"}, body=b"")
     mocked.post(PREPARE, status=503, headers={"retry-after-ms": "1500"}, body=b"")
     mocked.post(PREPARE, payload={})
-    await client.prepare_model("ft-7", "fp8")
-    assert waits == [7.0, 1.5]
+    async with client:
+        await client.prepare_model("ft-7", "fp8")
+    assert clock.slept == [7.0, 1.5]  # only the retry waits: the limiter is unlimited
 
 
-async def test_backoff_grows_between_attempts(
-    mocked: Any, real_waits: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    waits: list[float] = []
-
-    async def record(delay: float) -> None:
-        waits.append(delay)
-
-    monkeypatch.setattr(client_module.anyio, "sleep", record)
+async def test_backoff_grows_between_attempts(mocked: Any, real_waits: None) -> None:
+    clock = FakeClock()
     mocked.post(PREPARE, status=500, body=b"", repeat=True)
     policy = RetryPolicy(max_attempts=5, initial_backoff=0.5, max_backoff=2.0, jitter=0.0)
-    async with FireworksClient(KEY, account_id="acme", retry=policy) as c:
+    async with FireworksClient(KEY, account_id="acme", retry=policy, clock=clock) as c:
         outcome = await c.prepare(c_item(c))
     assert not outcome.ok
-    assert waits == [0.5, 1.0, 2.0, 2.0]
+    assert clock.slept == [0.5, 1.0, 2.0, 2.0]
 
 
 def c_item(c: FireworksClient) -> Any:

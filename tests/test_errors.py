@@ -11,7 +11,6 @@ from fwprep import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
-    ErrorBody,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -19,9 +18,8 @@ from fwprep import (
     ServerError,
     TransportError,
     UnexpectedResponseError,
-    parse_error_body,
 )
-from fwprep.errors import api_error_for
+from fwprep.errors import ErrorBody, api_error_for, parse_error_body
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fwprep import RetryBudget, RetryPolicy, parse_retry_after
+import fwprep
+from fwprep import ConnectError, RateLimitError, ReadError, RetryBudget, RetryPolicy, ServerError
+from fwprep.errors import ConflictError, NotFoundError
+from fwprep.retry import Action, Charge, Step, Verdict, is_testing, parse_retry_after
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
@@ -92,3 +95,77 @@ def test_budget_charges_retries_and_refunds_successes() -> None:
     assert budget.tokens == 16
     budget.release(spent=100)
     assert budget.tokens == 20
+
+
+# -- the retry decision, as a table: no event loop, no server -----------------------------
+
+THROTTLED = Verdict(Action.RETRY, RateLimitError(429, "slow down"))
+THROTTLED_7S = Verdict(Action.RETRY, RateLimitError(429, "slow down", retry_after=7.0), 7.0)
+THROTTLED_2M = Verdict(Action.RETRY, RateLimitError(429, "slow down", retry_after=120.0), 120.0)
+DOWN = Verdict(Action.RETRY, ServerError(503, "down"))
+MISSING = Verdict(Action.FAIL, NotFoundError(404, "no such model"))
+EXISTS = Verdict(Action.ALREADY_DONE, ConflictError(409, "exists", code="ALREADY_EXISTS"))
+RESET = ReadError("connection broken")
+REFUSED = ConnectError("cannot connect")
+POLICY = RetryPolicy(max_attempts=3, initial_backoff=1.0, max_backoff=8.0, jitter=0.0)
+
+
+@pytest.mark.usefixtures("real_waits")
+@pytest.mark.parametrize(
+    ("attempt", "result", "retry", "wait", "charge", "note"),
+    [
+        (1, Verdict(Action.SUCCESS), False, 0.0, Charge.NONE, None),
+        (1, EXISTS, False, 0.0, Charge.NONE, None),
+        (1, MISSING, False, 0.0, Charge.NONE, "no such model"),
+        (1, DOWN, True, 1.0, Charge.RETRY, None),
+        (2, DOWN, True, 2.0, Charge.RETRY, None),
+        (3, DOWN, False, 0.0, Charge.NONE, "gave up after 3 attempts"),
+        (1, THROTTLED, True, 1.0, Charge.NONE, None),
+        (1, THROTTLED_7S, True, 7.0, Charge.NONE, None),
+        (1, THROTTLED_2M, False, 0.0, Charge.NONE, "longer than max_retry_after=60 s"),
+        (1, RESET, True, 1.0, Charge.TIMEOUT, None),
+        (1, REFUSED, True, 1.0, Charge.RETRY, None),
+        (3, REFUSED, False, 0.0, Charge.NONE, "gave up after 3 attempts"),
+    ],
+)
+def test_the_retry_decision_table(
+    attempt: int,
+    result: Verdict | ReadError,
+    retry: bool,
+    wait: float,
+    charge: Charge,
+    note: str | None,
+) -> None:
+    step = POLICY.decide(attempt, result, random.Random(0))
+    assert (step.retry, step.wait, step.charge) == (retry, wait, charge)
+    if note is None and not retry:
+        assert step.error is None
+    if note is not None:
+        assert step.error is not None
+        assert note in str(step.error)
+
+
+def test_a_single_attempt_policy_stops_without_a_note() -> None:
+    step = RetryPolicy(max_attempts=1).decide(1, DOWN)
+    assert not step.retry
+    assert str(step.error) == "HTTP 503: down"
+
+
+def test_giving_up_keeps_the_error_class_and_says_why() -> None:
+    step = POLICY.decide(1, DOWN).give_up("not retried: the budget is spent")
+    assert step == Step(False, step.error)
+    assert isinstance(step.error, ServerError)
+    assert str(step.error) == "HTTP 503: down (not retried: the budget is spent)"
+
+
+def test_testing_mode_zeroes_the_backoff_in_the_decision() -> None:
+    assert POLICY.decide(1, DOWN).wait == 0.0  # conftest switches testing on
+
+
+def test_set_testing_works_as_a_context_manager(real_waits: None) -> None:
+    assert not is_testing()
+    with fwprep.set_testing():
+        assert is_testing()
+        assert POLICY.decide(1, DOWN).wait == 0.0
+    assert not is_testing()
+    assert POLICY.decide(1, DOWN).wait == 1.0

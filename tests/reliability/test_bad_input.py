@@ -12,9 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fwprep import InvalidPrecisionError, ModelRef, parse_error_body, parse_retry_after
+from fwprep import InvalidPrecisionError, ModelRef
 from fwprep.cli import main
 from fwprep.emulator import EmulatorThread
+from fwprep.errors import parse_error_body
+from fwprep.retry import parse_retry_after
 
 TRIED: dict[str, int] = {"manifests": 0, "rows": 0, "error bodies": 0, "retry-after values": 0}
 
