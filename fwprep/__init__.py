@@ -15,8 +15,18 @@ Everything public is importable from this package; submodules are
 implementation detail unless their docs say otherwise.
 """
 
+from fwprep._clock import Clock
+from fwprep._protocol import Request
 from fwprep._version import __version__
-from fwprep.batch import BatchRunner, BatchSummary, Record, Shard, iter_batch, run_batch
+from fwprep.batch import (
+    BatchOptions,
+    BatchRunner,
+    BatchSummary,
+    Record,
+    Shard,
+    iter_batch,
+    run_batch,
+)
 from fwprep.client import FireworksClient, ItemLike
 from fwprep.errors import (
     ApiError,
@@ -25,7 +35,6 @@ from fwprep.errors import (
     ConfigError,
     ConflictError,
     ConnectError,
-    ErrorBody,
     FwprepError,
     InputError,
     InvalidModelError,
@@ -40,26 +49,29 @@ from fwprep.errors import (
     TransportError,
     UnexpectedResponseError,
     WaitTimeoutError,
-    parse_error_body,
 )
-from fwprep.limits import AdaptiveRateLimiter, TokenBucket
-from fwprep.models import Model, PrepareItem, PrepareOutcome, Status
+from fwprep.limits import AdaptiveRateLimiter, FixedRateLimiter, RateLimiter
+from fwprep.models import Model, ModelStatus, PrepareItem, PrepareOutcome
 from fwprep.names import ModelRef
 from fwprep.precision import Precision
-from fwprep.retry import RetryBudget, RetryPolicy, parse_retry_after, set_testing
+from fwprep.retry import RetryBudget, RetryPolicy, set_testing
+from fwprep.transport import AiohttpTransport, Response, Transport
 
 __all__ = [
     "AdaptiveRateLimiter",
+    "AiohttpTransport",
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchOptions",
     "BatchRunner",
     "BatchSummary",
+    "Clock",
     "ConfigError",
     "ConflictError",
     "ConnectError",
-    "ErrorBody",
     "FireworksClient",
+    "FixedRateLimiter",
     "FwprepError",
     "InputError",
     "InvalidModelError",
@@ -67,6 +79,7 @@ __all__ = [
     "ItemLike",
     "Model",
     "ModelRef",
+    "ModelStatus",
     "NotFoundError",
     "PermissionDeniedError",
     "Precision",
@@ -74,22 +87,22 @@ __all__ = [
     "PrepareItem",
     "PrepareOutcome",
     "RateLimitError",
+    "RateLimiter",
     "ReadError",
     "Record",
+    "Request",
     "RequestTimeoutError",
+    "Response",
     "RetryBudget",
     "RetryPolicy",
     "ServerError",
     "Shard",
-    "Status",
-    "TokenBucket",
+    "Transport",
     "TransportError",
     "UnexpectedResponseError",
     "WaitTimeoutError",
     "__version__",
     "iter_batch",
-    "parse_error_body",
-    "parse_retry_after",
     "run_batch",
     "set_testing",
 ]

@@ -14,7 +14,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from fwprep.errors import GRPC_CODE_NAMES
-from fwprep.models import Model, Status
+from fwprep.models import Model, ModelStatus
 
 __all__ = ["converter", "describe_structure_error", "structure_model"]
 
@@ -32,7 +32,7 @@ def _register_camel(cls: type[Any]) -> None:
     converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **renames))
 
 
-def _structure_status(value: Any, _type: type[Status]) -> Status:
+def _structure_status(value: Any, _type: type[ModelStatus]) -> ModelStatus:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object, got {type(value).__name__}")
     code = value.get("code", "OK")
@@ -43,7 +43,7 @@ def _structure_status(value: Any, _type: type[Status]) -> Status:
     message = value.get("message", "")
     if not isinstance(message, str):
         raise TypeError(f"status.message: expected a string, got {type(message).__name__}")
-    return Status(code=code or "OK", message=message)
+    return ModelStatus(code=code or "OK", message=message)
 
 
 def _strict_str(value: Any, _type: type[str]) -> str:
@@ -60,7 +60,7 @@ def _strict_bool(value: Any, _type: type[bool]) -> bool:
 
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)
-converter.register_structure_hook(Status, _structure_status)
+converter.register_structure_hook(ModelStatus, _structure_status)
 _register_camel(Model)
 
 

@@ -12,7 +12,7 @@ from fwprep.errors import FwprepError
 from fwprep.names import ModelRef
 from fwprep.precision import Precision
 
-__all__ = ["Model", "PrepareItem", "PrepareOutcome", "Status"]
+__all__ = ["Model", "ModelStatus", "PrepareItem", "PrepareOutcome"]
 
 
 def _to_precision(value: Precision | str | None) -> Precision | None:
@@ -73,7 +73,7 @@ class PrepareOutcome:
 
 
 @attrs.frozen
-class Status:
+class ModelStatus:
     """The result of a model's last operation (``google.rpc.Status``-like).
 
     ``code`` is a code name such as ``"OK"`` or ``"INTERNAL"``; a missing
@@ -103,7 +103,7 @@ class Model:
     name: str = ""
     display_name: str | None = None
     state: str = "STATE_UNSPECIFIED"
-    status: Status | None = None
+    status: ModelStatus | None = None
     kind: str | None = None
     calibrated: bool | None = None
     supported_precisions: tuple[str, ...] = ()

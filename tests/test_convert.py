@@ -3,7 +3,7 @@ from __future__ import annotations
 import cattrs
 import pytest
 
-from fwprep import Model, Precision, Status
+from fwprep import Model, ModelStatus, Precision
 from fwprep._convert import converter, describe_structure_error, structure_model
 
 
@@ -45,15 +45,15 @@ def test_missing_fields_take_defaults() -> None:
 @pytest.mark.parametrize(
     ("status", "expected", "failed"),
     [
-        ({"code": 13, "message": "boom"}, Status("INTERNAL", "boom"), True),
-        ({"code": "FAILED_PRECONDITION"}, Status("FAILED_PRECONDITION", ""), True),
-        ({}, Status("OK", ""), False),
-        ({"code": 0}, Status("OK", ""), False),
-        ({"code": ""}, Status("OK", ""), False),
+        ({"code": 13, "message": "boom"}, ModelStatus("INTERNAL", "boom"), True),
+        ({"code": "FAILED_PRECONDITION"}, ModelStatus("FAILED_PRECONDITION", ""), True),
+        ({}, ModelStatus("OK", ""), False),
+        ({"code": 0}, ModelStatus("OK", ""), False),
+        ({"code": ""}, ModelStatus("OK", ""), False),
     ],
 )
 def test_status_codes_as_numbers_or_names(
-    status: dict[str, object], expected: Status, failed: bool
+    status: dict[str, object], expected: ModelStatus, failed: bool
 ) -> None:
     model = structure_model({"status": status})
     assert model.status == expected

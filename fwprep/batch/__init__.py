@@ -16,10 +16,9 @@ From a shell: ``fwprep batch models.csv``.
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 
+from fwprep.batch.admit import BatchPlan, Shard, plan_batch
 from fwprep.batch.manifest import (
     InvalidRow,
     Manifest,
@@ -30,16 +29,32 @@ from fwprep.batch.manifest import (
 from fwprep.batch.report import (
     ErrorInfo,
     Record,
-    RecordStatus,
     ReportContents,
     ReportError,
     ReportWriter,
     read_report,
 )
-from fwprep.batch.runner import BatchPlan, BatchRunner, BatchSummary, Shard
-from fwprep.client import FireworksClient, ItemLike
+from fwprep.batch.runner import DEFAULT_GRACE, BatchOptions, BatchRunner
+from fwprep.batch.session import (
+    PathLike,
+    chain_entries,
+    default_report_path,
+    open_manifests,
+)
+from fwprep.batch.session import (
+    open_batch as _open_batch,
+)
+from fwprep.batch.status import RecordStatus
+from fwprep.batch.summary import BatchSummary
+from fwprep.client import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_WAIT_TIMEOUT,
+    FireworksClient,
+    ItemLike,
+)
 
 __all__ = [
+    "BatchOptions",
     "BatchPlan",
     "BatchRunner",
     "BatchSummary",
@@ -59,76 +74,10 @@ __all__ = [
     "default_report_path",
     "iter_batch",
     "open_manifests",
+    "plan_batch",
     "read_report",
     "run_batch",
 ]
-
-PathLike = str | os.PathLike[str]
-
-
-def default_report_path(manifests: Sequence[PathLike]) -> Path:
-    """``<first manifest>.report.jsonl`` beside it; ``stdin.report.jsonl`` for ``-``."""
-    if not manifests or str(manifests[0]) == "-":
-        return Path("stdin.report.jsonl")
-    return Path(f"{manifests[0]}.report.jsonl")
-
-
-@contextlib.contextmanager
-def open_manifests(
-    paths: Sequence[PathLike], fmt: str | None = None, default_account: str | None = None
-) -> Iterator[list[Manifest]]:
-    """Open and check every manifest before any is read, so a bad one stops the batch early.
-
-    Raises:
-        ManifestError: for the first manifest that cannot be used.
-    """
-    opened: list[Manifest] = []
-    try:
-        for path in paths:
-            opened.append(Manifest.open(str(path), fmt, default_account))
-        yield opened
-    finally:
-        for manifest in opened:
-            manifest.close()
-
-
-def chain_entries(manifests: Iterable[Manifest]) -> Iterator[ManifestEntry]:
-    """Every entry of every manifest, in order."""
-    for manifest in manifests:
-        yield from manifest.entries()
-
-
-@contextlib.asynccontextmanager
-async def _session(
-    manifests: PathLike | Sequence[PathLike],
-    items: Iterable[ItemLike] | AsyncIterable[ItemLike] | None,
-    client: FireworksClient | None,
-    report: PathLike | None,
-    resume: bool,
-    fmt: str | None,
-    options: dict[str, object],
-) -> AsyncIterator[tuple[BatchRunner, Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]]]:
-    paths: list[PathLike] = (
-        [manifests] if isinstance(manifests, str | os.PathLike) else list(manifests)
-    )
-    report_path = Path(report) if report is not None else None
-    if report_path is None and paths:
-        report_path = default_report_path(paths)
-    done: frozenset[str] = frozenset()
-    if resume and report_path is not None and report_path.exists():
-        done = read_report([report_path]).done_keys()
-    async with contextlib.AsyncExitStack() as stack:
-        if client is None:
-            client = await stack.enter_async_context(FireworksClient())
-        opened = stack.enter_context(open_manifests(paths, fmt, client.account_id))
-        writer = ReportWriter(report_path) if report_path is not None else None
-        if writer is not None:
-            stack.callback(writer.close)
-        runner = BatchRunner(client, report=writer, done=done, **options)  # type: ignore[arg-type]
-        entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
-            client.items_from(items) if items is not None else chain_entries(opened)
-        )
-        yield runner, entries
 
 
 async def iter_batch(
@@ -139,8 +88,15 @@ async def iter_batch(
     report: PathLike | None = None,
     resume: bool = False,
     format: str | None = None,
-    **options: object,
-) -> AsyncIterator[Record]:
+    check: bool = False,
+    wait: bool = False,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    max_failures: int | None = None,
+    shard: Shard | str | None = None,
+    concurrency: int | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> AsyncGenerator[Record, None]:
     """Run a batch and yield each item's final :class:`Record` as it is written.
 
     Give ``manifests`` (paths, ``-`` for standard input) or ``items``
@@ -148,21 +104,37 @@ async def iter_batch(
     defaults to ``<first manifest>.report.jsonl``; with ``items`` only, no
     report is written unless ``report`` is given. ``resume=True`` skips the
     keys the report says are done. ``client`` defaults to a
-    :class:`~fwprep.FireworksClient` configured from the environment; other
-    keyword ``options`` go to :class:`BatchRunner` (``check``, ``wait``,
-    ``max_failures``, ``shard``, ``concurrency``, ...).
+    :class:`~fwprep.FireworksClient` configured from the environment. The
+    other arguments are the :class:`BatchOptions` (``check``, ``wait``,
+    ``max_failures``, ``shard``, ``concurrency``, ...), checked before
+    anything is sent.
 
     Raises:
         ManifestError: a manifest cannot be used (before anything is sent).
         ReportError: the report cannot be written (before anything is sent).
-        ConfigError: the client cannot be configured.
+        ConfigError: the client cannot be configured, or an option is out of range.
     """
+    options = BatchOptions(
+        check=check,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        poll_interval=poll_interval,
+        max_failures=max_failures,
+        shard=shard,
+        concurrency=concurrency,
+        grace=grace,
+    )
     async with (
-        _session(manifests, items, client, report, resume, format, options) as (
-            runner,
-            entries,
-        ),
-        contextlib.aclosing(runner.records(entries)) as records,
+        _open_batch(
+            manifests,
+            items=items,
+            client=client,
+            report=report,
+            resume=resume,
+            format=format,
+            options=options,
+        ) as batch,
+        contextlib.aclosing(batch.runner.records(batch.entries)) as records,
     ):
         async for record in records:
             yield record
@@ -176,15 +148,37 @@ async def run_batch(
     report: PathLike | None = None,
     resume: bool = False,
     format: str | None = None,
-    **options: object,
+    check: bool = False,
+    wait: bool = False,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    max_failures: int | None = None,
+    shard: Shard | str | None = None,
+    concurrency: int | None = None,
+    grace: float = DEFAULT_GRACE,
 ) -> BatchSummary:
     """Run a batch to the end and return its :class:`BatchSummary`.
 
     Takes the same arguments as :func:`iter_batch`. Individual failures are
     in the summary and the report, never raised.
     """
-    async with _session(manifests, items, client, report, resume, format, options) as (
-        runner,
-        entries,
-    ):
-        return await runner.run(entries)
+    options = BatchOptions(
+        check=check,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        poll_interval=poll_interval,
+        max_failures=max_failures,
+        shard=shard,
+        concurrency=concurrency,
+        grace=grace,
+    )
+    async with _open_batch(
+        manifests,
+        items=items,
+        client=client,
+        report=report,
+        resume=resume,
+        format=format,
+        options=options,
+    ) as batch:
+        return await batch.runner.run(batch.entries)

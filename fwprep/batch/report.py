@@ -26,15 +26,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 import attrs
 
+from fwprep.batch.status import DONE_STATUSES, FINAL_STATUSES, ROW_STATUSES, RecordStatus
 from fwprep.errors import ApiError, FwprepError
 
 __all__ = [
-    "DONE_STATUSES",
-    "FINAL_STATUSES",
     "ErrorInfo",
     "Record",
     "RecordStatus",
@@ -43,20 +42,6 @@ __all__ = [
     "ReportWriter",
     "read_report",
 ]
-
-RecordStatus = Literal["started", "ok", "failed", "invalid", "duplicate", "skipped", "interrupted"]
-"""The states an item's records go through."""
-
-FINAL_STATUSES: tuple[RecordStatus, ...] = (
-    "ok",
-    "skipped",
-    "failed",
-    "invalid",
-    "duplicate",
-    "interrupted",
-)
-DONE_STATUSES = frozenset({"ok", "skipped"})
-"""A key whose last record has one of these needs no more work."""
 
 
 class ReportError(FwprepError):
@@ -103,7 +88,7 @@ class Record:
     http_status: int | None = None
     error: ErrorInfo | None = None
 
-    def to_json(self) -> str:
+    def to_line(self) -> str:
         """The record as one JSON line (no newline); unset optional fields are left out."""
         data: dict[str, Any] = {
             "key": self.key,
@@ -164,7 +149,7 @@ class Record:
         ``invalid`` and ``duplicate`` records are about a manifest row, not an
         item: a duplicate row must not hide the status of the item it repeats.
         """
-        if self.key is None or self.status in ("invalid", "duplicate"):
+        if self.key is None or self.status in ROW_STATUSES:
             return f"{self.source}:{self.line}"
         return self.key
 
@@ -236,7 +221,7 @@ class ReportWriter:
         """
         if self._broken:
             raise ReportError(f"the report {self.path} could not be written earlier")
-        data = (record.to_json() + "\n").encode("utf-8")
+        data = (record.to_line() + "\n").encode("utf-8")
         try:
             self._file.write(data)
             self._file.flush()

@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import os
-import time
-from collections import Counter
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Callable,
-    Iterable,
-    Mapping,
-)
+import math
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any
 
 import attrs
 
+from fwprep._pool import bounded_map
+from fwprep.batch.admit import Admission, Admitted, Shard, aiter_entries
 from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
-from fwprep.batch.report import (
-    FINAL_STATUSES,
-    ErrorInfo,
-    Record,
-    RecordStatus,
-    ReportError,
-    ReportWriter,
-)
-from fwprep.client import FireworksClient
+from fwprep.batch.report import ErrorInfo, Record, ReportError, ReportWriter
+from fwprep.batch.status import RecordStatus
+from fwprep.batch.summary import BatchSummary
+from fwprep.client import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT, FireworksClient
 from fwprep.errors import (
     ApiError,
     AuthenticationError,
@@ -39,193 +26,107 @@ from fwprep.errors import (
 )
 from fwprep.models import PrepareItem
 
-__all__ = ["BatchPlan", "BatchRunner", "BatchSummary", "Shard"]
+__all__ = ["DEFAULT_GRACE", "BatchOptions", "BatchRunner"]
+
+DEFAULT_GRACE = 5.0
+"""Seconds items in flight get to finish after a graceful stop."""
 
 _HALTING = (AuthenticationError, PermissionDeniedError)
 
 
-def _key_hash(key: str) -> int:
-    """64 bits of BLAKE2b: the seen-keys set holds these, not the strings (a third the memory)."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+def _positive_seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{attr.name} must be a number of seconds > 0, got {value!r}")
+    if math.isinf(value) or math.isnan(value):
+        raise ConfigError(f"{attr.name} must be a finite number of seconds, got {value!r}")
 
 
-def _bucket(identity: str, count: int) -> int:
-    digest = hashlib.sha256(identity.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % count
+def _non_negative_seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ConfigError(f"{attr.name} must be a finite number of seconds >= 0, got {value!r}")
+
+
+def _optional_count(_inst: object, attr: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{attr.name} must be a whole number >= 1, got {value!r}")
+
+
+def _to_shard(value: Shard | str | None) -> Shard | None:
+    if value is None or isinstance(value, Shard):
+        return value
+    if isinstance(value, str):
+        return Shard.parse(value)
+    raise ConfigError(f"shard must be a Shard or text such as '1/4', got {value!r}")
 
 
 @attrs.frozen
-class Shard:
-    """Shard ``index`` of ``count`` (1-based): the items whose key hashes into it.
-
-    The hash is SHA-256 of the item's key, so every machine computes the same
-    split: the shards of a manifest never overlap and never miss an item,
-    however the manifest is ordered.
-    """
-
-    index: int
-    count: int
-
-    def __attrs_post_init__(self) -> None:
-        if not 1 <= self.index <= self.count:
-            raise ConfigError(f"shard {self.index}/{self.count}: need 1 <= K <= N")
-
-    @classmethod
-    def parse(cls, text: str, environ: Mapping[str, str] | None = None) -> Shard:
-        """Read ``K/N`` (1-based) or ``auto``.
-
-        ``auto`` reads a Slurm job array (``SLURM_ARRAY_TASK_ID`` less
-        ``SLURM_ARRAY_TASK_MIN``, and ``SLURM_ARRAY_TASK_COUNT``) or a
-        Kubernetes Indexed Job (``JOB_COMPLETION_INDEX``, 0-based, with the
-        count in ``FWPREP_SHARD_COUNT``).
-
-        Raises:
-            ConfigError: for malformed text or missing variables.
-        """
-        env = os.environ if environ is None else environ
-        if text.strip().lower() == "auto":
-            if "SLURM_ARRAY_TASK_ID" in env:
-                try:
-                    index = int(env["SLURM_ARRAY_TASK_ID"]) - int(
-                        env.get("SLURM_ARRAY_TASK_MIN", "0")
-                    )
-                    count = int(env["SLURM_ARRAY_TASK_COUNT"])
-                except (KeyError, ValueError):
-                    raise ConfigError(
-                        "--shard auto: SLURM_ARRAY_TASK_ID is set, but SLURM_ARRAY_TASK_COUNT "
-                        "(and SLURM_ARRAY_TASK_MIN, if set) are not whole numbers"
-                    ) from None
-                return cls(index + 1, count)
-            if "JOB_COMPLETION_INDEX" in env:
-                try:
-                    index = int(env["JOB_COMPLETION_INDEX"])
-                    count = int(env["FWPREP_SHARD_COUNT"])
-                except (KeyError, ValueError):
-                    raise ConfigError(
-                        "--shard auto: JOB_COMPLETION_INDEX is set; set FWPREP_SHARD_COUNT to "
-                        "the Job's completions"
-                    ) from None
-                return cls(index + 1, count)
-            raise ConfigError(
-                "--shard auto: no Slurm array (SLURM_ARRAY_TASK_ID) or Kubernetes Indexed Job "
-                "(JOB_COMPLETION_INDEX) found"
-            )
-        left, sep, right = text.partition("/")
-        try:
-            index, count = int(left), int(right)
-        except ValueError:
-            raise ConfigError(f"--shard {text!r}: expected K/N, such as 1/4, or auto") from None
-        if not sep:
-            raise ConfigError(f"--shard {text!r}: expected K/N, such as 1/4, or auto")
-        return cls(index, count)
-
-    def owns(self, identity: str) -> bool:
-        """Whether the item (or row) with this identity belongs to this shard."""
-        return _bucket(identity, self.count) == self.index - 1
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
-
-@attrs.define
-class BatchSummary:
-    """What a batch did, as the CLI prints it at the end.
+class BatchOptions:
+    """How a batch runs. Every value is checked here, so a wrong one fails before anything is sent.
 
     Attributes:
-        counts: final records written in this run, per status.
-        already_done: items skipped because the report says they are done.
-        halted: why the batch stopped early (a refused key, too many
-            failures, an unreadable manifest or report), if it did.
-        interrupted: ``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped it.
-        errors: failures per (error type, message).
-        requests: HTTP requests sent for prepares, retries included.
-        elapsed: seconds from start to end.
-        report: the report's path, when there is one.
+        check: read each model first; a precision it already has is ``skipped``.
+        wait: after each prepare, wait until the precision shows on the model.
+        wait_timeout: how long each wait may take, in seconds.
+        poll_interval: seconds between reads of a model while waiting.
+        max_failures: halt after this many failed items (``None``: never).
+        shard: run only this :class:`Shard` of the items (``"2/4"`` is read
+            as ``Shard.parse("2/4")``).
+        concurrency: items in progress at once (default: the client's
+            ``max_concurrency``).
+        grace: seconds items in flight get to finish after a graceful stop.
+
+    Raises:
+        ConfigError: for a value out of range (``concurrency=0``, a negative
+            timeout, ...), naming it.
     """
 
-    counts: Counter[str] = attrs.field(factory=Counter)
-    already_done: int = 0
-    halted: str | None = None
-    interrupted: str | None = None
-    errors: Counter[tuple[str, str]] = attrs.field(factory=Counter)
-    requests: int = 0
-    elapsed: float = 0.0
-    report: str | None = None
-
-    @property
-    def finished(self) -> int:
-        """Items and rows with a final record in this run."""
-        return sum(self.counts.values())
-
-    @property
-    def exit_code(self) -> int:
-        """0 all done; 1 some item failed or was invalid; 3 halted; 130/143 interrupted."""
-        if self.interrupted == "SIGINT":
-            return 130
-        if self.interrupted == "SIGTERM":
-            return 143
-        if self.halted is not None:
-            return 3
-        if self.counts["failed"] or self.counts["invalid"] or self.counts["interrupted"]:
-            return 1
-        return 0
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of the summary."""
-        return {
-            "counts": {s: self.counts[s] for s in FINAL_STATUSES if self.counts[s]},
-            "already_done": self.already_done,
-            "halted": self.halted,
-            "interrupted": self.interrupted,
-            "top_errors": [
-                {"type": kind, "message": message, "count": n}
-                for (kind, message), n in self.errors.most_common(5)
-            ],
-            "requests": self.requests,
-            "elapsed_s": round(self.elapsed, 3),
-            "rate_per_s": round(self.finished / self.elapsed, 1) if self.elapsed > 0 else None,
-            "report": self.report,
-            "exit_code": self.exit_code,
-        }
-
-    def lines(self) -> list[str]:
-        """The summary as lines of text."""
-        parts = [f"{self.counts[s]} {s}" for s in FINAL_STATUSES if self.counts[s]]
-        rate = f" ({self.finished / self.elapsed:.1f}/s)" if self.elapsed > 0 else ""
-        head = f"{self.finished} finished in {self.elapsed:.1f} s{rate}"
-        out = [head + (": " + ", ".join(parts) if parts else "")]
-        if self.already_done:
-            out.append(f"{self.already_done} already done according to the report (skipped)")
-        for (kind, message), n in self.errors.most_common(5):
-            out.append(f"  {n} x {kind}: {message}")
-        if self.halted:
-            out.append(f"halted: {self.halted}")
-        if self.interrupted:
-            out.append(f"interrupted by {self.interrupted}; rerun with --resume to finish")
-        if self.report:
-            out.append(f"report: {self.report}")
-        return out
-
-
-@attrs.define
-class BatchPlan:
-    """What a batch would do (``--dry-run``): counts, and the rows that are not valid."""
-
-    per_precision: Counter[str] = attrs.field(factory=Counter)
-    duplicates: int = 0
-    invalid: list[str] = attrs.field(factory=list)
-    already_done: int = 0
-    read_error: str | None = None
-
-    @property
-    def to_send(self) -> int:
-        """Items that would be prepared."""
-        return sum(self.per_precision.values())
+    check: bool = False
+    wait: bool = False
+    wait_timeout: float = attrs.field(default=DEFAULT_WAIT_TIMEOUT, validator=_positive_seconds)
+    poll_interval: float = attrs.field(default=DEFAULT_POLL_INTERVAL, validator=_positive_seconds)
+    max_failures: int | None = attrs.field(default=None, validator=_optional_count)
+    shard: Shard | None = attrs.field(default=None, converter=_to_shard)
+    concurrency: int | None = attrs.field(default=None, validator=_optional_count)
+    grace: float = attrs.field(default=DEFAULT_GRACE, validator=_non_negative_seconds)
 
 
 @attrs.frozen
-class _Duplicate:
-    item: PrepareItem
+class _Ending:
+    """How an item's work ended, before it becomes its final record."""
+
+    status: RecordStatus
+    attempts: int | None = None
+    http_status: int | None = None
+    error: BaseException | ErrorInfo | None = None
+
+
+def _record(item: PrepareItem, ending: _Ending, elapsed: float | None = None) -> Record:
+    """The one place an item's record is built."""
+    error = ending.error
+    return Record(
+        key=item.key,
+        status=ending.status,
+        model=item.model.name,
+        precision=item.precision.value if item.precision else None,
+        source=item.source,
+        line=item.line,
+        attempts=ending.attempts,
+        elapsed_ms=None if elapsed is None else elapsed * 1000.0,
+        http_status=ending.http_status,
+        error=ErrorInfo.of(error) if isinstance(error, BaseException) else error,
+    )
+
+
+def _row_record(row: InvalidRow) -> Record:
+    return Record(
+        key=None,
+        status="invalid",
+        model=row.model,
+        precision=row.precision,
+        source=row.source,
+        line=row.line,
+        error=ErrorInfo("InvalidRow", None, str(row)),
+    )
 
 
 class BatchRunner:
@@ -237,49 +138,27 @@ class BatchRunner:
     ``max_failures``. :meth:`stop` is the graceful stop for signals.
 
     Args:
-        client: the :class:`~fwprep.FireworksClient` to send with (``None``
-            for a runner that only makes a :meth:`plan`).
+        client: the :class:`~fwprep.FireworksClient` to send with.
+        options: the :class:`BatchOptions` (default: all defaults).
         report: where records are written; ``None`` writes nothing.
         done: keys to skip, from an earlier report (``--resume``).
-        check: read each model first; a precision it already has is ``skipped``.
-        wait: after each prepare, wait until the precision shows on the model.
-        wait_timeout: how long each wait may take, in seconds.
-        poll_interval: seconds between reads of a model while waiting.
-        max_failures: halt after this many failed items.
-        shard: run only this :class:`Shard` of the items.
-        concurrency: items in progress at once (default: the client's
-            ``max_concurrency``).
-        grace: seconds items in flight get to finish after :meth:`stop`.
         on_record: called with each final record (progress display).
     """
 
     def __init__(
         self,
-        client: FireworksClient | None,
+        client: FireworksClient,
+        options: BatchOptions | None = None,
         *,
         report: ReportWriter | None = None,
-        done: frozenset[str] = frozenset(),
-        check: bool = False,
-        wait: bool = False,
-        wait_timeout: float = 1800.0,
-        poll_interval: float = 5.0,
-        max_failures: int | None = None,
-        shard: Shard | None = None,
-        concurrency: int | None = None,
-        grace: float = 5.0,
+        done: Iterable[str] = (),
         on_record: Callable[[Record], None] | None = None,
     ) -> None:
         self.client = client
+        self.options = options = options or BatchOptions()
         self.report = report
-        self._done = {_key_hash(k) for k in done}
-        self.check = check
-        self.wait = wait
-        self.wait_timeout = wait_timeout
-        self.poll_interval = poll_interval
-        self.max_failures = max_failures
-        self.shard = shard
-        self.concurrency = concurrency or (client.max_concurrency if client else 1)
-        self.grace = grace
+        self.admission = Admission(shard=options.shard, done=done)
+        self.concurrency = options.concurrency or client.max_concurrency
         self.on_record = on_record
         self.summary = BatchSummary(report=str(report.path) if report else None)
         self._stopping = False
@@ -313,12 +192,22 @@ class BatchRunner:
         self._stopping = True
         if self._cancel_timer is None:
             loop = asyncio.get_running_loop()
-            self._cancel_timer = loop.call_later(self.grace, self._cancel_in_flight)
+            self._cancel_timer = loop.call_later(self.options.grace, self._cancel_in_flight)
 
     def _cancel_in_flight(self) -> None:
         for task in list(self._working):
             self._grace_cancelled.add(task)
             task.cancel()
+
+    def _judge(self, ending: _Ending) -> None:
+        """Decide from an item's ending whether the batch must halt."""
+        if isinstance(ending.error, _HALTING):
+            self.halt(f"the API refused the key: {ending.error}")
+        limit = self.options.max_failures
+        if ending.status == "failed" and limit is not None:
+            failed = self.summary.counts["failed"]
+            if failed >= limit:
+                self.halt(f"{failed} items failed (max_failures={limit})")
 
     # -- records ------------------------------------------------------------------
 
@@ -328,6 +217,7 @@ class BatchRunner:
         self.halt(str(exc))
 
     def _emit(self, record: Record) -> Record:
+        """Write a record and count it; nothing here decides to halt."""
         if self.report is not None:
             try:
                 self.report.write(record)
@@ -341,195 +231,99 @@ class BatchRunner:
             )
         if record.status == "started":
             return record
-        summary = self.summary
-        summary.counts[record.status] += 1
-        if record.attempts:
-            summary.requests += record.attempts
-        if record.status == "failed" and record.error is not None:
-            summary.errors[(record.error.type, record.error.message)] += 1
-            if self.max_failures is not None and summary.counts["failed"] >= self.max_failures:
-                self.halt(f"{summary.counts['failed']} items failed (--max-failures)")
+        self.summary.add(record)
         if self.on_record is not None:
             self.on_record(record)
         return record
 
-    @staticmethod
-    def _record(
-        item: PrepareItem,
-        status: RecordStatus,
-        *,
-        attempts: int | None = None,
-        elapsed: float | None = None,
-        http_status: int | None = None,
-        error: BaseException | ErrorInfo | None = None,
-    ) -> Record:
-        info = ErrorInfo.of(error) if isinstance(error, BaseException) else error
-        return Record(
-            key=item.key,
-            status=status,
-            model=item.model.name,
-            precision=item.precision.value if item.precision else None,
-            source=item.source,
-            line=item.line,
-            attempts=attempts,
-            elapsed_ms=None if elapsed is None else elapsed * 1000.0,
-            http_status=http_status,
-            error=info,
-        )
-
     # -- the pipeline ----------------------------------------------------------------
 
-    async def _admit(
-        self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry], plan: bool = False
-    ) -> AsyncIterator[ManifestEntry | _Duplicate]:
-        seen: set[int] = set()
+    async def _admitted(
+        self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
+    ) -> AsyncIterator[tuple[Admitted, ManifestEntry]]:
         try:
-            async for entry in _aiter(entries):
+            async for entry in aiter_entries(entries):
                 if self._stopping:
                     return
-                if isinstance(entry, InvalidRow):
-                    if self.shard is None or self.shard.owns(f"{entry.source}:{entry.line}"):
-                        yield entry
-                    continue
-                key = entry.key
-                if self.shard is not None and not self.shard.owns(key):
-                    continue
-                hashed = _key_hash(key)
-                if hashed in seen:
-                    yield _Duplicate(entry)
-                    continue
-                seen.add(hashed)
-                if hashed in self._done:
+                verdict = self.admission.admit(entry)
+                if verdict is Admitted.DONE:
                     self.summary.already_done += 1
-                    continue
-                yield entry
+                elif verdict is not Admitted.ELSEWHERE:
+                    yield verdict, entry
         except ManifestError as exc:
             # Stop reading; what is in flight still finishes and is recorded.
             self.halt(str(exc))
 
-    async def _work(self, entry: ManifestEntry | _Duplicate) -> Record:
+    async def _work(self, admitted: tuple[Admitted, ManifestEntry]) -> Record:
+        verdict, entry = admitted
         if isinstance(entry, InvalidRow):
-            return self._emit(
-                Record(
-                    key=None,
-                    status="invalid",
-                    model=entry.model,
-                    precision=entry.precision,
-                    source=entry.source,
-                    line=entry.line,
-                    error=ErrorInfo("InvalidRow", None, str(entry)),
-                )
-            )
-        if isinstance(entry, _Duplicate):
-            return self._emit(self._record(entry.item, "duplicate"))
-        item = entry
+            return self._emit(_row_record(entry))
+        if verdict is Admitted.DUPLICATE:
+            return self._emit(_record(entry, _Ending("duplicate")))
         if self._stopping:
-            return self._emit(
-                self._record(
-                    item,
-                    "interrupted",
-                    error=ErrorInfo(
-                        "NotStarted",
-                        None,
-                        "not sent: " + (self.summary.halted or "the batch was stopped"),
-                    ),
-                )
-            )
-        self._emit(self._record(item, "started"))
-        started = time.monotonic()
+            reason = "not sent: " + (self.summary.halted or "the batch was stopped")
+            error = ErrorInfo("NotStarted", None, reason)
+            return self._emit(_record(entry, _Ending("interrupted", error=error)))
+        self._emit(_record(entry, _Ending("started")))
+        clock = self.client.clock
+        started = clock.now()
         task = asyncio.current_task()
         assert task is not None
         self._working.add(task)
         try:
-            return self._emit(await self._attempt(item, started))
+            ending = await self._attempt(entry)
         except asyncio.CancelledError:
             if task not in self._grace_cancelled:
                 raise  # not the grace period's cancellation: pass it on
             self._grace_cancelled.discard(task)
             if task.uncancel() > 0:
                 raise  # cancelled from elsewhere as well
+            stopped_by = f"stopped by {self.summary.interrupted}"
+            ending = _Ending("interrupted", error=ErrorInfo("Interrupted", None, stopped_by))
         finally:
             self._working.discard(task)
-        return self._emit(
-            self._record(
-                item,
-                "interrupted",
-                elapsed=time.monotonic() - started,
-                error=ErrorInfo("Interrupted", None, f"stopped by {self.summary.interrupted}"),
-            )
-        )
+        record = self._emit(_record(entry, ending, clock.now() - started))
+        self._judge(ending)
+        return record
 
-    async def _attempt(self, item: PrepareItem, started: float) -> Record:
+    async def _attempt(self, item: PrepareItem) -> _Ending:
         client = self.client
-        if client is None:
-            raise ConfigError("a BatchRunner without a client can only plan")
+        options = self.options
         try:
-            if self.check and item.precision is not None:
+            if options.check and item.precision is not None:
                 model = await client.get_model(item.model)
                 if model.has_precision(item.precision):
-                    return self._record(
-                        item, "skipped", attempts=0, elapsed=time.monotonic() - started
-                    )
+                    return _Ending("skipped", attempts=0)
             outcome = await client.prepare(item)
+            ending = _Ending("ok", attempts=outcome.attempts, http_status=outcome.http_status)
             if outcome.error is not None:
-                if isinstance(outcome.error, _HALTING):
-                    self.halt(f"the API refused the key: {outcome.error}")
-                return self._record(
-                    item,
-                    "failed",
-                    attempts=outcome.attempts,
-                    elapsed=time.monotonic() - started,
-                    http_status=outcome.http_status,
-                    error=outcome.error,
-                )
-            if self.wait and item.precision is not None:
+                return attrs.evolve(ending, status="failed", error=outcome.error)
+            if options.wait and item.precision is not None:
                 try:
                     await client.wait_until_prepared(
                         item.model,
                         item.precision,
-                        timeout=self.wait_timeout,
-                        poll_interval=self.poll_interval,
+                        timeout=options.wait_timeout,
+                        poll_interval=options.poll_interval,
                     )
                 except FwprepError as exc:
-                    return self._record(
-                        item,
-                        "failed",
-                        attempts=outcome.attempts,
-                        elapsed=time.monotonic() - started,
-                        http_status=outcome.http_status,
-                        error=exc,
-                    )
-            return self._record(
-                item,
-                "ok",
-                attempts=outcome.attempts,
-                elapsed=time.monotonic() - started,
-                http_status=outcome.http_status,
-            )
+                    return attrs.evolve(ending, status="failed", error=exc)
+            return ending
         except FwprepError as exc:  # reading the model for --check failed
-            if isinstance(exc, _HALTING):
-                self.halt(f"the API refused the key: {exc}")
-            return self._record(
-                item,
-                "failed",
-                attempts=0,
-                elapsed=time.monotonic() - started,
-                http_status=exc.status if isinstance(exc, ApiError) else None,
-                error=exc,
-            )
+            status = exc.status if isinstance(exc, ApiError) else None
+            return _Ending("failed", attempts=0, http_status=status, error=exc)
         except Exception as exc:  # a bug must not take the other items down
-            return self._record(item, "failed", elapsed=time.monotonic() - started, error=exc)
+            return _Ending("failed", error=exc)
 
     async def records(
         self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
     ) -> AsyncGenerator[Record, None]:
         """Run the batch; yield each final record as it is written."""
-        from fwprep._pool import bounded_map
-
-        started = time.monotonic()
+        clock = self.client.clock
+        started = clock.now()
         syncer = asyncio.ensure_future(self._sync_every_second())
         try:
-            pool = bounded_map(self._admit(entries), self._work, self.concurrency)
+            pool = bounded_map(self._admitted(entries), self._work, self.concurrency)
             async with contextlib.aclosing(pool) as records:
                 async for record in records:
                     yield record
@@ -539,54 +333,26 @@ class BatchRunner:
                 await syncer
             if self._cancel_timer is not None:
                 self._cancel_timer.cancel()
-            self.summary.elapsed = time.monotonic() - started
-            if self.report is not None:
-                try:
-                    self.report.sync()
-                except ReportError as exc:
-                    self._report_failed(exc)
+            self.summary.elapsed = clock.now() - started
+            self._sync()
 
     async def run(
         self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
     ) -> BatchSummary:
         """Run the batch to the end and return its :class:`BatchSummary`."""
-        async for _ in self.records(entries):
-            pass
+        async with contextlib.aclosing(self.records(entries)) as records:
+            async for _ in records:
+                pass
         return self.summary
 
-    async def plan(
-        self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
-    ) -> BatchPlan:
-        """What :meth:`run` would do, without sending anything or writing a report."""
-        plan = BatchPlan()
-        async for entry in self._admit(entries):
-            if isinstance(entry, InvalidRow):
-                plan.invalid.append(str(entry))
-            elif isinstance(entry, _Duplicate):
-                plan.duplicates += 1
-            else:
-                precision = entry.precision.value if entry.precision else "(API default)"
-                plan.per_precision[precision] += 1
-        plan.already_done = self.summary.already_done
-        plan.read_error = self.summary.halted
-        return plan
+    def _sync(self) -> None:
+        if self.report is not None:
+            try:
+                self.report.sync()
+            except ReportError as exc:
+                self._report_failed(exc)
 
     async def _sync_every_second(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            if self.report is not None:
-                try:
-                    self.report.sync()
-                except ReportError as exc:
-                    self._report_failed(exc)
-
-
-async def _aiter(
-    entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry],
-) -> AsyncIterator[ManifestEntry]:
-    if isinstance(entries, AsyncIterable):
-        async for entry in entries:
-            yield entry
-    else:
-        for entry in entries:
-            yield entry
+            self._sync()

@@ -141,6 +141,10 @@ class CatalogEntry:
     fail_code: str = "INTERNAL"
 
 
+DEFAULT_API_KEY = "fw-emulator-key"
+"""The key an emulator accepts unless told otherwise (the emulator's own, not a Fireworks key)."""
+
+
 @attrs.frozen
 class EmulatorConfig:
     """How an emulator behaves. Every setting has a harmless default.
@@ -165,7 +169,7 @@ class EmulatorConfig:
             checking them against the contract.
     """
 
-    api_keys: tuple[str, ...] = attrs.field(default=("fw-emulator-key",), converter=_str_tuple)
+    api_keys: tuple[str, ...] = attrs.field(default=(DEFAULT_API_KEY,), converter=_str_tuple)
     catalog: Mapping[str, CatalogEntry] | None = None
     prepare_delay: float = attrs.field(default=0.0, validator=_non_negative)
     rpm: float | None = None
@@ -535,7 +539,8 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
     service = _Service(config, stats)
 
     @web.middleware
-    async def account(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def count_requests(request: web.Request, handler: Any) -> web.StreamResponse:
+        """Count, record and answer for every API request; turn rejections into error bodies."""
         if request.path.startswith("/_emulator/"):
             response: web.StreamResponse = await handler(request)
             return response
@@ -568,7 +573,7 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
             stats.in_flight -= 1
             service.notify()
 
-    app = web.Application(middlewares=[account])
+    app = web.Application(middlewares=[count_requests])
     app[SERVICE] = service
     app.router.add_post("/v1/accounts/{account}/models/{spec}", service.prepare)
     app.router.add_get("/v1/accounts/{account}/models/{spec}", service.get_model)

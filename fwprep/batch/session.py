@@ -1,0 +1,130 @@
+"""Putting a batch together: manifests or items, the report, resume, the client and the runner.
+
+One composition root, shared by :func:`fwprep.run_batch`, :func:`fwprep.iter_batch`
+and ``fwprep batch``, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import attrs
+
+from fwprep.batch.manifest import Manifest, ManifestEntry
+from fwprep.batch.report import Record, ReportContents, ReportWriter, read_report
+from fwprep.batch.runner import BatchOptions, BatchRunner
+from fwprep.client import FireworksClient, ItemLike
+
+__all__ = [
+    "Batch",
+    "PathLike",
+    "chain_entries",
+    "default_report_path",
+    "open_batch",
+    "open_manifests",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+def default_report_path(manifests: Sequence[PathLike]) -> Path:
+    """``<first manifest>.report.jsonl`` beside it; ``stdin.report.jsonl`` for ``-``."""
+    if not manifests or str(manifests[0]) == "-":
+        return Path("stdin.report.jsonl")
+    return Path(f"{manifests[0]}.report.jsonl")
+
+
+@contextlib.contextmanager
+def open_manifests(
+    paths: Sequence[PathLike], fmt: str | None = None, default_account: str | None = None
+) -> Iterator[list[Manifest]]:
+    """Open and check every manifest before any is read, so a bad one stops the batch early.
+
+    Raises:
+        ManifestError: for the first manifest that cannot be used.
+    """
+    opened: list[Manifest] = []
+    try:
+        for path in paths:
+            opened.append(Manifest.open(str(path), fmt, default_account))
+        yield opened
+    finally:
+        for manifest in opened:
+            manifest.close()
+
+
+def chain_entries(manifests: Iterable[Manifest]) -> Iterator[ManifestEntry]:
+    """Every entry of every manifest, in order."""
+    for manifest in manifests:
+        yield from manifest.entries()
+
+
+@attrs.define
+class Batch:
+    """A batch ready to run: its runner, the entries to feed it, and what resume found."""
+
+    runner: BatchRunner
+    entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
+    resumed: ReportContents | None
+    report_path: Path | None
+
+
+def as_paths(manifests: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    """One path or several, as a list."""
+    return [manifests] if isinstance(manifests, str | os.PathLike) else list(manifests)
+
+
+@contextlib.asynccontextmanager
+async def open_batch(
+    manifests: PathLike | Sequence[PathLike] = (),
+    *,
+    items: Iterable[ItemLike] | AsyncIterable[ItemLike] | None = None,
+    client: FireworksClient | None = None,
+    connect: Callable[[], AbstractAsyncContextManager[FireworksClient]] | None = None,
+    account_id: str | None = None,
+    report: PathLike | None = None,
+    resume: bool = False,
+    format: str | None = None,
+    options: BatchOptions | None = None,
+    on_record: Callable[[Record], None] | None = None,
+) -> AsyncIterator[Batch]:
+    """Open the manifests, read the report for resume, open it for writing, connect, build.
+
+    The manifests are opened (and checked) first, so a missing file fails
+    before anything else. ``client`` is used as given; without it, the client
+    comes from ``connect`` (default: :class:`~fwprep.FireworksClient` from the
+    environment) and is closed on exit, with the report and the manifests.
+    """
+    paths = as_paths(manifests)
+    report_path = Path(report) if report is not None else None
+    if report_path is None and paths:
+        report_path = default_report_path(paths)
+    account = client.account_id if client is not None else account_id
+    account = account or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
+    async with contextlib.AsyncExitStack() as stack:
+        opened = stack.enter_context(open_manifests(paths, format, account))
+        resumed = None
+        if resume and report_path is not None and report_path.exists():
+            resumed = read_report([report_path])
+        writer = ReportWriter(report_path) if report_path is not None else None
+        if writer is not None:
+            stack.callback(writer.close)
+        if client is None:
+            client = await stack.enter_async_context((connect or FireworksClient)())
+        done = resumed.done_keys() if resumed is not None else frozenset()
+        runner = BatchRunner(client, options, report=writer, done=done, on_record=on_record)
+        entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
+            client.items_from(items) if items is not None else chain_entries(opened)
+        )
+        yield Batch(runner, entries, resumed, report_path)

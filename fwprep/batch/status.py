@@ -1,0 +1,53 @@
+"""The statuses an item's report records go through, and what each one means.
+
+One place for the rules, used by the report, the runner's exit code, the
+progress display and ``fwprep report``, so a new status is one edit here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "DONE_STATUSES",
+    "FAILED_STATUSES",
+    "FINAL_STATUSES",
+    "ROW_STATUSES",
+    "UNFINISHED_STATUSES",
+    "RecordStatus",
+    "needs_attention",
+]
+
+RecordStatus = Literal["started", "ok", "failed", "invalid", "duplicate", "skipped", "interrupted"]
+"""The states an item's records go through."""
+
+FINAL_STATUSES: tuple[RecordStatus, ...] = (
+    "ok",
+    "skipped",
+    "failed",
+    "invalid",
+    "duplicate",
+    "interrupted",
+)
+"""Every status that ends an item (or a manifest row), in the order summaries list them."""
+
+DONE_STATUSES: frozenset[str] = frozenset({"ok", "skipped"})
+"""A key whose last record has one of these needs no more work: ``--resume`` skips it."""
+
+ROW_STATUSES: frozenset[str] = frozenset({"invalid", "duplicate"})
+"""Records about a manifest row (``source:line``), not about the item it names."""
+
+FAILED_STATUSES: frozenset[str] = frozenset({"failed", "invalid"})
+"""The item, or the row naming it, failed."""
+
+UNFINISHED_STATUSES: frozenset[str] = frozenset({"started", "interrupted"})
+"""The item began but did not end: a resumed run does it again."""
+
+
+def needs_attention(status: str) -> bool:
+    """Whether a status means the job is not complete: a failure, or an item left unfinished.
+
+    A batch with any such record exits 1, and ``fwprep report`` says it is
+    not complete.
+    """
+    return status in FAILED_STATUSES or status in UNFINISHED_STATUSES

@@ -1,0 +1,101 @@
+"""What a batch did: counts per status, errors, requests, and its exit code."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import attrs
+
+from fwprep.batch.report import Record
+from fwprep.batch.status import FINAL_STATUSES, needs_attention
+
+__all__ = ["BatchSummary"]
+
+
+@attrs.define
+class BatchSummary:
+    """What a batch did, as the CLI prints it at the end.
+
+    Attributes:
+        counts: final records written in this run, per status.
+        already_done: items skipped because the report says they are done.
+        halted: why the batch stopped early (a refused key, too many
+            failures, an unreadable manifest or report), if it did.
+        interrupted: ``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped it.
+        errors: failures per (error type, message).
+        requests: HTTP requests sent for prepares, retries included.
+        elapsed: seconds from start to end.
+        report: the report's path, when there is one.
+    """
+
+    counts: Counter[str] = attrs.field(factory=Counter)
+    already_done: int = 0
+    halted: str | None = None
+    interrupted: str | None = None
+    errors: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    requests: int = 0
+    elapsed: float = 0.0
+    report: str | None = None
+
+    @property
+    def finished(self) -> int:
+        """Items and rows with a final record in this run."""
+        return sum(self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done; 1 some item failed, was invalid or unfinished; 3 halted; 130/143 signals."""
+        if self.interrupted == "SIGINT":
+            return 130
+        if self.interrupted == "SIGTERM":
+            return 143
+        if self.halted is not None:
+            return 3
+        if any(n and needs_attention(status) for status, n in self.counts.items()):
+            return 1
+        return 0
+
+    def add(self, record: Record) -> None:
+        """Count one final record: its status, the requests it took, its error."""
+        self.counts[record.status] += 1
+        if record.attempts:
+            self.requests += record.attempts
+        if record.status == "failed" and record.error is not None:
+            self.errors[(record.error.type, record.error.message)] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of the summary."""
+        return {
+            "counts": {s: self.counts[s] for s in FINAL_STATUSES if self.counts[s]},
+            "already_done": self.already_done,
+            "halted": self.halted,
+            "interrupted": self.interrupted,
+            "top_errors": [
+                {"type": kind, "message": message, "count": n}
+                for (kind, message), n in self.errors.most_common(5)
+            ],
+            "requests": self.requests,
+            "elapsed_s": round(self.elapsed, 3),
+            "rate_per_s": round(self.finished / self.elapsed, 1) if self.elapsed > 0 else None,
+            "report": self.report,
+            "exit_code": self.exit_code,
+        }
+
+    def lines(self) -> list[str]:
+        """The summary as lines of text."""
+        parts = [f"{self.counts[s]} {s}" for s in FINAL_STATUSES if self.counts[s]]
+        rate = f" ({self.finished / self.elapsed:.1f}/s)" if self.elapsed > 0 else ""
+        head = f"{self.finished} finished in {self.elapsed:.1f} s{rate}"
+        out = [head + (": " + ", ".join(parts) if parts else "")]
+        if self.already_done:
+            out.append(f"{self.already_done} already done according to the report (skipped)")
+        for (kind, message), n in self.errors.most_common(5):
+            out.append(f"  {n} x {kind}: {message}")
+        if self.halted:
+            out.append(f"halted: {self.halted}")
+        if self.interrupted:
+            out.append(f"interrupted by {self.interrupted}; rerun with --resume to finish")
+        if self.report:
+            out.append(f"report: {self.report}")
+        return out

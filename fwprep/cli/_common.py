@@ -1,0 +1,247 @@
+"""What every ``fwprep`` command shares: argument types, connection options, output, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NoReturn, TextIO, TypeVar
+
+from fwprep.client import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, FireworksClient
+from fwprep.errors import InputError
+from fwprep.precision import Precision
+from fwprep.retry import RetryPolicy
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_HALTED = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    every item succeeded (or was skipped as already done)
+  {EXIT_FAILED}    some item failed or was invalid
+  {EXIT_USAGE}    usage or configuration error, or an unreadable manifest: nothing was sent
+  {EXIT_HALTED}    halted: the API refused the key (401/403) or --max-failures was reached
+  {EXIT_SIGINT}  interrupted by Ctrl-C (SIGINT)
+  {EXIT_SIGTERM}  interrupted by SIGTERM
+"""
+
+ENVIRONMENT = """environment:
+  FIREWORKS_API_KEY     the API key (prefer it to --api-key, which other users can see in ps)
+  FIREWORKS_ACCOUNT_ID  the account for bare model ids
+  FIREWORKS_BASE_URL    the API root (default https://api.fireworks.ai)
+  NO_COLOR              no colour in progress output
+"""
+
+EMULATE_ACCOUNT = "demo"
+"""The account for bare model ids under ``--emulate``."""
+EMULATE_PREPARE_DELAY = 1.0
+"""Seconds a preparation takes under ``--emulate``."""
+EMULATE_POLL_INTERVAL = 0.25
+"""Seconds between reads of a model under ``--emulate``."""
+
+_N = TypeVar("_N", int, float)
+
+_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def parse_duration(text: str) -> float:
+    """Read a duration such as ``90``, ``90s``, ``30m``, ``1h30m`` or ``2.5m`` as seconds.
+
+    Raises:
+        ValueError: when the text is not a duration.
+    """
+    compact = text.strip().lower().replace(" ", "")
+    match = _DURATION_RE.fullmatch(compact)
+    if not compact or match is None or not any(match.groups()):
+        raise ValueError(f"not a duration: {text!r} (examples: 45, 90s, 30m, 1h30m)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def duration(text: str) -> float:
+    """An argparse type: a duration (see :func:`parse_duration`)."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def show_duration(seconds: float) -> str:
+    """A default, as ``--help`` shows it: ``30m``, ``5s``, ``0.25s``."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+def _checked(
+    convert: Callable[[str], _N], ok: Callable[[_N], bool], rule: str, kind: str
+) -> Callable[[str], _N]:
+    """An argparse type: ``convert`` the text, then insist on ``ok``."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = _checked(int, lambda v: v >= 1, "must be at least 1", "a whole number")
+non_negative_int = _checked(int, lambda v: v >= 0, "must be 0 or more", "a whole number")
+positive_float = _checked(float, lambda v: 0 < v < float("inf"), "must be more than 0", "a number")
+probability = _checked(
+    float, lambda v: 0.0 <= v <= 1.0, "must be a probability from 0 to 1", "a number"
+)
+
+
+def precision(text: str) -> Precision:
+    """An argparse type: a precision, with suggestions when it is not one."""
+    try:
+        return Precision.parse(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with exit code 2 and a one-line hint on errors."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the error; exit 2."""
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def add_connection(parser: argparse.ArgumentParser) -> None:
+    """The options every command that talks to the API takes."""
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "-a", "--account-id", help="account for bare model ids (default: $FIREWORKS_ACCOUNT_ID)"
+    )
+    group.add_argument("--api-key", help="API key (default: $FIREWORKS_API_KEY)")
+    group.add_argument(
+        "--base-url", help="API root (default: $FIREWORKS_BASE_URL or https://api.fireworks.ai)"
+    )
+    group.add_argument(
+        "--emulate",
+        action="store_true",
+        help="run against a local Fireworks emulator started in this process; nothing is "
+        "sent to Fireworks",
+    )
+    group.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds one request may take (default: {DEFAULT_TIMEOUT:g})",
+    )
+    retries = RetryPolicy().max_attempts - 1
+    group.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=retries,
+        metavar="N",
+        help=f"retries after a transient failure (default: {retries})",
+    )
+    group.add_argument("-v", "--verbose", action="store_true", help="log each request to stderr")
+
+
+def add_poll_interval(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--poll-interval``, whose default depends on ``--emulate``."""
+    parser.add_argument(
+        "--poll-interval",
+        type=duration,
+        metavar="D",
+        help=f"how often {what} (default: {show_duration(DEFAULT_POLL_INTERVAL)}; "
+        f"{show_duration(EMULATE_POLL_INTERVAL)} with --emulate)",
+    )
+
+
+def poll_interval(args: argparse.Namespace) -> float:
+    """``--poll-interval``, or its default."""
+    if args.poll_interval is not None:
+        return float(args.poll_interval)
+    return EMULATE_POLL_INTERVAL if args.emulate else DEFAULT_POLL_INTERVAL
+
+
+@contextlib.contextmanager
+def logging_to_stderr(verbose: bool) -> Iterator[None]:
+    """Send fwprep's log records to stderr for one command, then restore the logger.
+
+    Restoring matters when ``main()`` is called in process (tests, notebooks).
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("fwprep: %(levelname)s %(message)s"))
+    log = logging.getLogger("fwprep")
+    saved = (log.handlers[:], log.level, log.propagate)
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.handlers[:], level, log.propagate = saved
+        log.setLevel(level)
+
+
+def say(message: str, stream: TextIO | None = None) -> None:
+    """One line on stderr, prefixed ``fwprep:``."""
+    print(f"fwprep: {message}", file=stream or sys.stderr, flush=True)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 item``, ``2 items``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def emit(output: str, text: str, data: dict[str, Any]) -> None:
+    """Print ``data`` as JSON with ``-o json``, else ``text``."""
+    if output == "json":
+        print(json.dumps(data, sort_keys=True))
+    else:
+        print(text)
+
+
+def account(args: argparse.Namespace) -> str | None:
+    """The account for bare ids: -a, else $FIREWORKS_ACCOUNT_ID, else the emulator's."""
+    found: str | None = args.account_id or os.environ.get("FIREWORKS_ACCOUNT_ID")
+    if not found and args.emulate:
+        return EMULATE_ACCOUNT
+    return found or None
+
+
+@contextlib.asynccontextmanager
+async def open_client(args: argparse.Namespace, **overrides: Any) -> AsyncIterator[FireworksClient]:
+    """A client configured from the common connection options (and ``--emulate``)."""
+    retry = RetryPolicy(max_attempts=args.retries + 1)
+    async with contextlib.AsyncExitStack() as stack:
+        api_key, base_url = args.api_key, args.base_url
+        if args.emulate:
+            from fwprep.emulator import Emulator
+
+            emu = await stack.enter_async_context(Emulator(prepare_delay=EMULATE_PREPARE_DELAY))
+            say(
+                f"--emulate: talking to a local Fireworks emulator at {emu.base_url}; "
+                "nothing is sent to Fireworks"
+            )
+            api_key, base_url = emu.api_key, emu.base_url
+        client = FireworksClient(
+            api_key,
+            account_id=account(args),
+            base_url=base_url,
+            retry=retry,
+            timeout=args.timeout,
+            **overrides,
+        )
+        yield await stack.enter_async_context(client)

@@ -1,0 +1,287 @@
+"""``fwprep batch``: prepare every item of one or more manifests, with a report of each."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fwprep.batch.admit import Shard, plan_batch
+from fwprep.batch.manifest import FORMATS, InvalidRow
+from fwprep.batch.progress import Progress
+from fwprep.batch.report import Record, read_report
+from fwprep.batch.runner import DEFAULT_GRACE, BatchOptions, BatchRunner
+from fwprep.batch.session import chain_entries, default_report_path, open_batch, open_manifests
+from fwprep.cli._common import (
+    ENVIRONMENT,
+    EXIT_CODES,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_USAGE,
+    account,
+    add_connection,
+    add_poll_interval,
+    duration,
+    open_client,
+    plural,
+    poll_interval,
+    positive_float,
+    positive_int,
+    say,
+    show_duration,
+)
+from fwprep.client import DEFAULT_MAX_CONCURRENCY, DEFAULT_WAIT_TIMEOUT
+
+_EPILOG = """manifests:
+  CSV with a header (model, precision, read_mask), JSON Lines with the same keys,
+  or TOML with [[prepare]] tables (precision or precisions = [...]).
+  '-' reads standard input (CSV unless --format says otherwise).
+
+examples:
+  fwprep batch batch_examples/quickstart.csv --emulate
+  fwprep batch models.csv -j 32 --max-rps 90 --report run.jsonl
+  fwprep batch models.csv --resume           # after a crash or Ctrl-C: finish the job
+  fwprep batch models.toml --check --wait --wait-timeout 45m
+  fwprep batch models.csv --shard auto       # one shard per Slurm/Kubernetes task
+
+"""
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``batch`` to the subcommands."""
+    parser = commands.add_parser(
+        "batch",
+        help="prepare every item of one or more manifests",
+        description="Prepare every (model, precision) item of one or more manifests, "
+        "concurrently, with a report that records each item.",
+        epilog=_EPILOG + EXIT_CODES + "\n" + ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("manifests", nargs="+", metavar="MANIFEST", help="manifest files, or -")
+    add("--format", choices=(*FORMATS, "ndjson"), help="manifest format")
+    add("--report", metavar="PATH", help="the report (JSON Lines); default: <first>.report.jsonl")
+    add(
+        "-j",
+        "--concurrency",
+        type=positive_int,
+        default=DEFAULT_MAX_CONCURRENCY,
+        metavar="N",
+        help=f"requests in flight at once (default: {DEFAULT_MAX_CONCURRENCY})",
+    )
+    add(
+        "--max-rps",
+        type=positive_float,
+        metavar="R",
+        help="send at most R requests a second (default: adapt to the server's 429s)",
+    )
+    add("--resume", action="store_true", help="skip items the report already has as ok")
+    add(
+        "--dry-run", action="store_true", help="check the manifests and show the plan; send nothing"
+    )
+    add(
+        "--check",
+        action="store_true",
+        help="read each model first; precisions it already has are recorded as skipped",
+    )
+    add("--wait", action="store_true", help="after each prepare, wait until the model has it")
+    add(
+        "--wait-timeout",
+        type=duration,
+        default=DEFAULT_WAIT_TIMEOUT,
+        metavar="D",
+        help=f"how long each --wait may take (default: {show_duration(DEFAULT_WAIT_TIMEOUT)})",
+    )
+    add_poll_interval(parser, "--wait reads a model")
+    add("--strict", action="store_true", help="send nothing if any manifest row is invalid")
+    add("--max-failures", type=positive_int, metavar="N", help="halt after N failed items")
+    add("--shard", metavar="K/N", help="run shard K of N (1-based), or 'auto' (Slurm, Kubernetes)")
+    add(
+        "--grace",
+        type=duration,
+        default=DEFAULT_GRACE,
+        metavar="D",
+        help="after Ctrl-C or SIGTERM, time for requests in flight "
+        f"(default: {show_duration(DEFAULT_GRACE)})",
+    )
+    add("-q", "--quiet", action="store_true", help="no progress display")
+    add("-o", "--output", choices=("text", "json"), default="text")
+    add_connection(parser)
+    parser.set_defaults(handler=run)
+
+
+def _spool_stdin(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Copy standard input to a temporary file so it can be read twice; return paths, temps."""
+    if "-" not in paths:
+        return paths, []
+    with tempfile.NamedTemporaryFile("wb", suffix=".stdin", delete=False) as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+    return [spool.name if p == "-" else p for p in paths], [spool.name]
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Plan (``--dry-run``) or run the batch; return its exit code."""
+    shard = Shard.parse(args.shard) if args.shard else None
+    report_path = Path(args.report) if args.report else default_report_path(args.manifests)
+    paths, temporary = _spool_stdin(list(args.manifests)) if args.strict else (args.manifests, [])
+    try:
+        if args.dry_run:
+            return await _dry_run(args, paths, shard, report_path)
+        if args.strict and not _strict_check(paths, args):
+            return EXIT_USAGE
+        return await _run(args, paths, shard, report_path)
+    finally:
+        for name in temporary:
+            os.unlink(name)
+
+
+def _strict_check(paths: list[str], args: argparse.Namespace) -> bool:
+    """Read every row first; print the invalid ones. True when there are none."""
+    bad = 0
+    with open_manifests(paths, args.format, account(args)) as manifests:
+        for entry in chain_entries(manifests):
+            if isinstance(entry, InvalidRow):
+                bad += 1
+                say(str(entry))
+    if bad:
+        say(f"--strict: {plural(bad, 'invalid row')}; nothing was sent")
+    return bad == 0
+
+
+def _done_keys(args: argparse.Namespace, report_path: Path) -> frozenset[str]:
+    if not args.resume or not report_path.exists():
+        return frozenset()
+    return read_report([report_path]).done_keys()
+
+
+async def _dry_run(
+    args: argparse.Namespace, paths: list[str], shard: Shard | None, report_path: Path
+) -> int:
+    with open_manifests(paths, args.format, account(args)) as manifests:
+        done = _done_keys(args, report_path)
+        plan = await plan_batch(chain_entries(manifests), shard=shard, done=done)
+    for problem in plan.invalid:
+        say(problem)
+    data = {
+        "dry_run": True,
+        "to_send": plan.to_send,
+        "per_precision": dict(plan.per_precision),
+        "duplicates": plan.duplicates,
+        "invalid": len(plan.invalid),
+        "already_done": plan.already_done,
+        "shard": str(shard) if shard else None,
+        "error": plan.read_error,
+    }
+    if args.output == "json":
+        print(json.dumps(data, sort_keys=True))
+    else:
+        where = f" (shard {shard})" if shard else ""
+        print(f"would prepare {plural(plan.to_send, 'item')}{where}; nothing was sent")
+        for precision, count in sorted(plan.per_precision.items()):
+            print(f"  {count:>8}  {precision}")
+        for label, count in (
+            ("duplicates (would run once)", plan.duplicates),
+            ("invalid rows", len(plan.invalid)),
+            ("already done (--resume)", plan.already_done),
+        ):
+            if count:
+                print(f"  {count:>8}  {label}")
+    if plan.read_error:
+        say(f"error: {plan.read_error}")
+        return EXIT_USAGE
+    return EXIT_FAILED if plan.invalid else EXIT_OK
+
+
+def _options(args: argparse.Namespace, shard: Shard | None) -> BatchOptions:
+    return BatchOptions(
+        check=args.check,
+        wait=args.wait,
+        wait_timeout=args.wait_timeout,
+        poll_interval=poll_interval(args),
+        max_failures=args.max_failures,
+        shard=shard,
+        concurrency=args.concurrency,
+        grace=args.grace,
+    )
+
+
+async def _run(
+    args: argparse.Namespace, paths: list[str], shard: Shard | None, report_path: Path
+) -> int:
+    def connect() -> contextlib.AbstractAsyncContextManager[Any]:
+        return open_client(args, max_concurrency=args.concurrency, max_rps=args.max_rps)
+
+    async with open_batch(
+        paths,
+        connect=connect,
+        account_id=account(args),
+        report=report_path,
+        resume=args.resume,
+        format=args.format,
+        options=_options(args, shard),
+    ) as batch:
+        done: frozenset[str] = frozenset()
+        if batch.resumed is not None:
+            for problem in batch.resumed.bad_lines[:10]:
+                say(f"warning: {problem}")
+            done = batch.resumed.done_keys()
+            say(f"--resume: {report_path} has {plural(len(done), 'item')} done already")
+        total = None
+        if not args.quiet and sys.stderr.isatty() and "-" not in paths:
+            with open_manifests(paths, args.format, account(args)) as manifests:
+                total = (await plan_batch(chain_entries(manifests), shard=shard, done=done)).records
+        progress = Progress(total, quiet=args.quiet)
+
+        def on_record(record: Record) -> None:
+            if record.status == "invalid" and record.error is not None and not args.quiet:
+                say(record.error.message)
+            progress(record)
+
+        batch.runner.on_record = on_record
+        with _signals(batch.runner, args.grace):
+            summary = await batch.runner.run(batch.entries)
+        progress.close()
+    if args.output == "json":
+        print(json.dumps(summary.to_json(), sort_keys=True))
+    else:
+        for line in summary.lines():
+            say(line)
+    return summary.exit_code
+
+
+@contextlib.contextmanager
+def _signals(runner: BatchRunner, grace: float) -> Iterator[None]:
+    """First SIGINT/SIGTERM: a graceful stop. Second: exit at once (the report is consistent)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        if runner.summary.interrupted is not None:
+            say(f"{name} again: exiting now")
+            os._exit(EXIT_SIGINT if name == "SIGINT" else EXIT_SIGTERM)
+        say(
+            f"{name}: starting no new items; requests in flight get {grace:g} s to finish "
+            "(press Ctrl-C again to quit at once)"
+        )
+        runner.stop(name)
+
+    installed = []
+    for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, name)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,126 @@
+"""``fwprep emulator``: serve a local emulator of the Fireworks control plane until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from fwprep.cli._common import EXIT_OK, duration, positive_float, probability, show_duration
+from fwprep.errors import ConfigError
+
+DEFAULT_PORT = 8765
+"""The port ``fwprep emulator`` listens on unless told otherwise."""
+SERVED_PREPARE_DELAY = 2.0
+"""Seconds a preparation takes on a served emulator: long enough to see a wait happen."""
+
+
+def _latency(text: str) -> tuple[float, float | None]:
+    low, sep, high = text.partition("-")
+    try:
+        values = (float(low), float(high) if sep else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a latency: {text!r} (examples: 20, or 10-50 for uniform)"
+        ) from None
+    if values[0] < 0 or (values[1] is not None and values[1] < values[0]):
+        raise argparse.ArgumentTypeError(f"not a latency range: {text!r}")
+    return values
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``emulator`` to the subcommands."""
+    from fwprep.emulator.app import DEFAULT_API_KEY
+
+    parser = commands.add_parser(
+        "emulator",
+        help="serve a local Fireworks emulator",
+        description="Serve a local emulator of the Fireworks control plane until Ctrl-C.",
+        epilog="examples:\n"
+        f"  fwprep emulator --port {DEFAULT_PORT}\n"
+        "  fwprep emulator --rpm 600 --retry-after --fault-rate 0.05 --seed 1\n\n"
+        "Then point fwprep (or any client) at it:\n"
+        f"  export FIREWORKS_BASE_URL=http://127.0.0.1:{DEFAULT_PORT} "
+        f"FIREWORKS_API_KEY={DEFAULT_API_KEY}\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port)")
+    parser.add_argument("--api-key", help=f"the accepted key (default: {DEFAULT_API_KEY})")
+    parser.add_argument("--rpm", type=positive_float, help="account-wide requests/minute limit")
+    parser.add_argument("--burst", type=positive_float, help="rate-limit bucket depth")
+    parser.add_argument(
+        "--retry-after", action="store_true", help="send Retry-After with rate-limit 429s"
+    )
+    parser.add_argument(
+        "--prepare-delay",
+        type=duration,
+        default=SERVED_PREPARE_DELAY,
+        metavar="D",
+        help="time until a prepared precision shows on the model "
+        f"(default: {show_duration(SERVED_PREPARE_DELAY)})",
+    )
+    parser.add_argument(
+        "--latency-ms", type=_latency, metavar="MS", help="added latency: 20, or 10-50 (uniform)"
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="chance of a transient fault, spread evenly over 500, 503, 429 and a reset",
+    )
+    parser.add_argument("--stall-rate", type=probability, default=0.0, metavar="P")
+    parser.add_argument("--stall-seconds", type=positive_float, default=300.0, metavar="S")
+    parser.add_argument(
+        "--error-format",
+        choices=("google", "nested", "flat", "html", "empty"),
+        default="google",
+        help="shape of error bodies (default: google.rpc.Status JSON)",
+    )
+    parser.add_argument("--seed", type=int, help="make faults and latency reproducible")
+    parser.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Serve until cancelled (Ctrl-C)."""
+    from fwprep.emulator import Emulator, EmulatorConfig, Faults
+    from fwprep.emulator.app import DEFAULT_API_KEY
+
+    latency, latency_max = args.latency_ms or (0.0, None)
+    share = args.fault_rate / 4
+    faults = Faults(
+        error_500=share,
+        error_503=share,
+        throttle_429=share,
+        reset=share,
+        stall=args.stall_rate,
+        stall_seconds=args.stall_seconds,
+        latency_ms=latency,
+        latency_max_ms=latency_max,
+    )
+    config = EmulatorConfig(
+        api_keys=(str(args.api_key or DEFAULT_API_KEY),),
+        prepare_delay=args.prepare_delay,
+        rpm=args.rpm,
+        burst=args.burst,
+        retry_after=args.retry_after,
+        error_format=args.error_format,
+        faults=faults,
+        seed=args.seed,
+    )
+    emulator = Emulator(config, host=args.host, port=args.port)
+    try:
+        await emulator.start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    try:
+        print(f"fwprep emulator serving on {emulator.base_url} (Ctrl-C stops it)", flush=True)
+        print(
+            f"export FIREWORKS_BASE_URL={emulator.base_url} FIREWORKS_API_KEY={emulator.api_key}",
+            flush=True,
+        )
+        await asyncio.Event().wait()
+    finally:
+        await emulator.stop()
+    return EXIT_OK

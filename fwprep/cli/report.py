@@ -1,0 +1,69 @@
+"""``fwprep report``: summarise one or more batch reports, merged (one per shard, say)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from typing import Any
+
+from fwprep.batch.report import read_report
+from fwprep.batch.status import UNFINISHED_STATUSES, needs_attention
+from fwprep.cli._common import EXIT_FAILED, EXIT_OK, plural, say
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``report`` to the subcommands."""
+    parser = commands.add_parser(
+        "report",
+        help="summarise one or more reports (merged, for sharded runs)",
+        description="Summarise batch reports: the last record of each item, merged across "
+        "the reports given (one per shard, say).",
+        epilog="examples:\n"
+        "  fwprep report models.csv.report.jsonl\n"
+        "  fwprep report shard-*.jsonl -o json\n\n"
+        "exit codes:\n"
+        "  0    every item ended ok, skipped or duplicate\n"
+        "  1    some item failed, was invalid, or never finished\n"
+        "  2    a report cannot be read\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("reports", nargs="+", metavar="REPORT")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Print the merged counts and the top errors; exit 1 unless the job is complete."""
+    contents = read_report(args.reports)
+    for problem in contents.bad_lines[:20]:
+        say(f"warning: {problem}")
+    counts = contents.counts()
+    errors: Counter[tuple[str, str]] = Counter(
+        (r.error.type, r.error.message)
+        for r in contents.last.values()
+        if r.status == "failed" and r.error is not None
+    )
+    unfinished = sum(n for status, n in counts.items() if status in UNFINISHED_STATUSES)
+    complete = not any(needs_attention(status) for status in counts)
+    if args.output == "json":
+        data = {
+            "items": len(contents.last),
+            "counts": dict(counts),
+            "top_errors": [
+                {"type": kind, "message": message, "count": n}
+                for (kind, message), n in errors.most_common(5)
+            ],
+            "unreadable_lines": len(contents.bad_lines),
+            "complete": complete,
+        }
+        print(json.dumps(data, sort_keys=True))
+    else:
+        parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+        items = plural(len(contents.last), "item")
+        print(f"{items} in {plural(len(args.reports), 'report')}: {parts}")
+        for (kind, message), n in errors.most_common(5):
+            print(f"  {n} x {kind}: {message}")
+        if unfinished:
+            print(f"  {unfinished} never finished (started or interrupted): run with --resume")
+    return EXIT_OK if complete else EXIT_FAILED
