@@ -32,6 +32,7 @@ from fwprep.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConfigError,
     ConflictError,
     ConnectError,
@@ -66,6 +67,7 @@ __all__ = [
     "BatchOptions",
     "BatchRunner",
     "BatchSummary",
+    "ClientClosedError",
     "Clock",
     "ConfigError",
     "ConflictError",
@@ -106,3 +108,16 @@ __all__ = [
     "run_batch",
     "set_testing",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``fwprep.emulator`` after a plain ``import fwprep``, imported on first use.
+
+    The emulator pulls in aiohttp's server, which the client does not need,
+    so it is not imported up front.
+    """
+    if name == "emulator":
+        import importlib
+
+        return importlib.import_module("fwprep.emulator")
+    raise AttributeError(f"module 'fwprep' has no attribute {name!r}")

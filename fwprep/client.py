@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import math
 import os
 import random
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Iterable,
-    Iterator,
+    Mapping,
 )
 from types import TracebackType
 from typing import Self
@@ -34,8 +33,10 @@ from fwprep._protocol import (
     classify_response,
 )
 from fwprep.errors import (
+    ClientClosedError,
     ConfigError,
     FwprepError,
+    InputError,
     PreparationFailedError,
     TransportError,
     UnexpectedResponseError,
@@ -159,14 +160,14 @@ class FireworksClient:
             )
         if any(c in key for c in "\r\n"):
             raise ConfigError("the API key contains a line break")
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ConfigError(f"max_concurrency must be an integer >= 1, got {max_concurrency!r}")
-        if max_rps is not None and not max_rps > 0:
-            raise ConfigError(f"max_rps must be > 0, got {max_rps!r}")
-        if not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        check_count("max_concurrency", max_concurrency)
+        if max_rps is not None:
+            check_positive("max_rps", max_rps, "requests a second")
+        check_positive("timeout", timeout)
         if transport is not None and session is not None:
             raise ConfigError("give a transport or a session, not both")
+        if session is not None and session.closed:
+            raise ConfigError("the aiohttp session given to the client is already closed")
         if limiter is not None and max_rps is not None:
             raise ConfigError("give a limiter or max_rps, not both")
         self._api_key = key.strip()
@@ -189,7 +190,8 @@ class FireworksClient:
         self.transport: Transport = transport or AiohttpTransport(
             timeout=self.timeout, limit=max_concurrency, session=session
         )
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._closed = False
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -199,6 +201,7 @@ class FireworksClient:
         )
 
     async def __aenter__(self) -> Self:
+        self._closed = False  # each ``async with`` block (re)opens the client
         return self
 
     async def __aexit__(
@@ -210,23 +213,41 @@ class FireworksClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool, if the client created it."""
+        """Close the connection pool, if the client created it.
+
+        A closed client sends nothing: a request raises
+        :class:`~fwprep.ClientClosedError` at once, until an ``async with``
+        block opens it again (with a new connection pool, in whatever event
+        loop is running then).
+        """
+        self._closed = True
         close = getattr(self.transport, "aclose", None)
         if close is not None:
             await close()
 
-    def items_from(
-        self, items: Iterable[ItemLike] | AsyncIterable[ItemLike]
-    ) -> Iterator[PrepareItem] | AsyncIterator[PrepareItem]:
-        """Turn items and ``(model, precision)`` pairs into :class:`~fwprep.PrepareItem`, lazily.
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(
+                "the client is closed: send inside `async with client:` (which reopens it)"
+            )
 
-        Bare model ids go to the client's account. A sync input stays sync, so
-        it is read without an await per item. A pair that is not valid raises
-        :class:`~fwprep.InputError` when it is reached.
+    def _slots_here(self) -> asyncio.Semaphore:
+        """The concurrency slots of the running event loop (a semaphore belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.max_concurrency))
+        return self._slots[1]
+
+    def item(self, raw: ItemLike) -> PrepareItem:
+        """Turn a :class:`~fwprep.PrepareItem` or a ``(model, precision)`` pair into an item.
+
+        Bare model ids go to the client's account.
+
+        Raises:
+            InputError: naming the item, when it is neither of those shapes
+                or names an invalid model or precision.
         """
-        if isinstance(items, AsyncIterable):
-            return _as_items(items, self)
-        return (_coerce(raw, self) for raw in items)
+        return coerce_item(raw, self.account_id)
 
     def model_ref(self, model: ModelRef | str) -> ModelRef:
         """Parse ``model`` as a full name or a bare id in the client's account."""
@@ -236,7 +257,7 @@ class FireworksClient:
 
     async def _attempt(self, request: Request) -> _Attempt:
         """Send once (in a slot, at the limiter's pace) and classify what came back."""
-        async with self._slots:
+        async with self._slots_here():
             sent_at = await self.limiter.acquire()
             try:
                 response: Response | TransportError = await self.transport(request)
@@ -257,11 +278,12 @@ class FireworksClient:
         return _Attempt(status, response.body, verdict, sent_at)
 
     async def _exchange(self, request: Request) -> _Exchange:
-        """Send ``request`` until it succeeds or may not be retried. Never raises FwprepError.
+        """Send ``request`` until it succeeds or may not be retried; only a closed client raises.
 
         Each attempt is sent and classified, the policy decides the next step,
         the budget pays for a retry, and the clock waits.
         """
+        self._check_open()
         spent = attempt = 0
         started: float | None = None
         while True:
@@ -380,8 +402,8 @@ class FireworksClient:
         """
         ref = self.model_ref(model)
         wanted = Precision.parse(precision)
-        if poll_interval <= 0:
-            raise ConfigError("poll_interval must be > 0 seconds")
+        check_positive("timeout", timeout)
+        check_positive("poll_interval", poll_interval)
         with anyio.move_on_after(timeout) as scope:
             while True:
                 found = await self.get_model(ref)
@@ -393,12 +415,12 @@ class FireworksClient:
         assert scope.cancelled_caught
         raise WaitTimeoutError(f"{ref}: {wanted} did not appear within {timeout:g} s")
 
-    async def prepare_many(
+    def prepare_many(
         self,
         items: Iterable[ItemLike] | AsyncIterable[ItemLike],
         *,
         concurrency: int | None = None,
-    ) -> AsyncIterator[PrepareOutcome]:
+    ) -> AsyncGenerator[PrepareOutcome, None]:
         """Prepare many items concurrently; yield one outcome per item as each finishes.
 
         Items are pulled from ``items`` lazily, at most ``concurrency``
@@ -406,31 +428,79 @@ class FireworksClient:
         long the input is. A failed item is an outcome with ``ok=False``,
         never an exception, so one bad model does not stop the others.
         ``(model, precision)`` pairs are accepted beside
-        :class:`~fwprep.PrepareItem`; a pair that is not a valid model or
-        precision raises :class:`~fwprep.InputError` when it is reached, since
-        that is a mistake in the calling code (the batch runner validates
-        rows before they get here). Closing the iterator early (``break``)
-        cancels the items in flight.
+        :class:`~fwprep.PrepareItem`; an item of another shape, or a pair that
+        is not a valid model or precision, raises :class:`~fwprep.InputError`
+        when it is reached, since that is a mistake in the calling code
+        (:func:`~fwprep.run_batch` records such items as ``invalid`` instead).
+
+        To stop early, close the generator: the items in flight are cancelled
+        at once. ``aclosing`` does that however the loop ends::
+
+            async with contextlib.aclosing(client.prepare_many(items)) as outcomes:
+                async for outcome in outcomes:
+                    if not outcome.ok:
+                        break
+
+        A bare ``break`` leaves the generator open (Python closes it only when
+        it is garbage-collected, or at the loop's shutdown), and its workers
+        keep sending until then.
+
+        Raises:
+            ConfigError: ``concurrency`` below 1 (at the call, before anything
+                is sent), or the client is closed.
         """
-        limit = concurrency or self.max_concurrency
-        if limit < 1:
-            raise ConfigError("concurrency must be >= 1")
-        source = self.items_from(items)
-        # aclosing: when the caller stops early, the pool's workers stop with it.
-        async with contextlib.aclosing(bounded_map(source, self.prepare, limit)) as outcomes:
-            async for outcome in outcomes:
-                yield outcome
+        limit = check_count(
+            "concurrency", self.max_concurrency if concurrency is None else concurrency
+        )
+        self._check_open()
+        if isinstance(items, str | bytes | Mapping):
+            raise InputError(
+                f"items must be an iterable of items or (model, precision) pairs, "
+                f"got a {type(items).__name__}"
+            )
+        source = aiter(items) if isinstance(items, AsyncIterable) else items
+        # One generator, not one wrapped in another: at a loop's shutdown, Python closes
+        # every open async generator at once, and a wrapped one would be closed twice.
+        return bounded_map(source, self._prepare_raw, limit)
+
+    async def _prepare_raw(self, raw: ItemLike) -> PrepareOutcome:
+        return await self.prepare(self.item(raw))
 
 
-async def _as_items(
-    items: AsyncIterable[ItemLike], client: FireworksClient
-) -> AsyncGenerator[PrepareItem, None]:
-    async for raw in items:
-        yield _coerce(raw, client)
+def check_count(name: str, value: object) -> int:
+    """``value`` when it is a whole number >= 1; else :class:`~fwprep.ConfigError` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
 
 
-def _coerce(raw: ItemLike, client: FireworksClient) -> PrepareItem:
+def check_positive(name: str, value: object, unit: str = "seconds") -> float:
+    """``value`` when it is a finite number > 0; else :class:`~fwprep.ConfigError` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigError(f"{name} must be a finite number of {unit} > 0, got {value!r}")
+    return float(value)
+
+
+def coerce_item(raw: object, account_id: str | None) -> PrepareItem:
+    """An item from a :class:`~fwprep.PrepareItem` or a ``(model, precision)`` pair.
+
+    Raises:
+        InputError: naming the item and the shape expected, or what is invalid in it.
+    """
     if isinstance(raw, PrepareItem):
         return raw
+    if not isinstance(raw, tuple | list) or len(raw) != 2:
+        raise InputError(f"item {_show(raw)}: expected a PrepareItem or a (model, precision) pair")
     model, precision = raw
-    return PrepareItem(client.model_ref(model), precision)
+    if not isinstance(model, str | ModelRef):
+        raise InputError(f"item {_show(raw)}: the model must be text or a ModelRef")
+    if precision is not None and not isinstance(precision, str):
+        raise InputError(
+            f"item {_show(raw)}: the precision must be text such as 'fp8', a Precision or None"
+        )
+    return PrepareItem(ModelRef.parse(model, account_id), precision)
+
+
+def _show(raw: object) -> str:
+    text = repr(raw)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -6,6 +6,7 @@ caller does about each case::
 
     FwprepError
     ├── ConfigError                  fwprep is set up wrongly (no API key, bad base URL)
+    ├── ClientClosedError            (also RuntimeError) the client was used after it was closed
     ├── InputError (ValueError)      a value given to fwprep is not valid
     │   ├── InvalidPrecisionError    "fp9" is not a precision
     │   └── InvalidModelError        "My_Model" is not a model id
@@ -45,6 +46,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigError",
     "ConflictError",
     "ConnectError",
@@ -105,6 +107,14 @@ class ConfigError(FwprepError):
     """
 
 
+class ClientClosedError(FwprepError, RuntimeError):
+    """A request on a client that was closed (after its ``async with`` block, or ``aclose``).
+
+    Also a :class:`RuntimeError`, as using any closed resource is. Open the
+    client again with ``async with client:``.
+    """
+
+
 class InputError(FwprepError, ValueError):
     """A value handed to fwprep is not valid. Also a :class:`ValueError`."""
 
@@ -121,6 +131,9 @@ class InvalidPrecisionError(InputError):
         self.suggestions = suggestions
         hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
         super().__init__(f"unknown precision {value!r}{hint}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.value, self.suggestions))
 
 
 class InvalidModelError(InputError):
@@ -254,6 +267,9 @@ class PreparationFailedError(FwprepError):
         self.code = code
         self.message = message
         super().__init__(f"preparation of {model} failed: {code}: {message or '(no message)'}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.model, self.code, self.message))
 
 
 class WaitTimeoutError(FwprepError, TimeoutError):

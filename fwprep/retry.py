@@ -54,13 +54,15 @@ class _Testing:
 
 
 def set_testing(enabled: bool = True) -> _Testing:
-    """Turn every backoff and ``Retry-After`` wait into no wait at all.
+    """Turn every backoff wait into no wait at all, for test suites.
 
     Retries still happen and are still counted, so a test suite exercises the
-    real retry logic without spending seconds asleep. Affects every client
-    in the process. Call it once (``set_testing(False)`` restores normal
-    waits), or use it as a context manager, which restores the previous
-    setting on exit::
+    real retry logic without spending seconds asleep. A wait the server asks
+    for (``Retry-After``) is still obeyed: it is the server's pacing, and a
+    client that ignored it would only collect more 429s from a rate-limited
+    test server. Affects every client in the process. Call it once
+    (``set_testing(False)`` restores normal waits), or use it as a context
+    manager, which restores the previous setting on exit::
 
         with fwprep.set_testing():
             outcome = await client.prepare(item)
@@ -195,7 +197,8 @@ class RetryPolicy:
 
         ``result`` is the :class:`Verdict` on an answer, or the
         :class:`~fwprep.TransportError` when none arrived. A pure function of
-        its arguments and this policy (and :func:`set_testing`): no I/O, no
+        its arguments and this policy (and :func:`set_testing`, which zeroes
+        the backoff): no I/O, no
         clock, no event loop, the way urllib3's ``Retry.increment`` decides
         for its connection pool. In order:
 
@@ -231,10 +234,7 @@ class RetryPolicy:
             if self.max_attempts > 1:
                 error = with_note(error, f"gave up after {attempt} attempts")
             return Step(False, error)
-        if retry_after is None:
-            wait = self.backoff(attempt, rng)
-        else:
-            wait = 0.0 if _testing else retry_after
+        wait = self.backoff(attempt, rng) if retry_after is None else retry_after
         return Step(True, error, wait, charge)
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:

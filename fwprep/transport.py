@@ -31,7 +31,7 @@ import aiohttp
 import attrs
 
 from fwprep._protocol import MAX_ERROR_BODY, Request
-from fwprep.errors import ConfigError, ConnectError, ReadError, RequestTimeoutError
+from fwprep.errors import ClientClosedError, ConnectError, ReadError, RequestTimeoutError
 
 __all__ = ["AiohttpTransport", "Response", "Transport"]
 
@@ -92,7 +92,7 @@ class AiohttpTransport:
                 connector=connector, timeout=self._request_timeout
             )
         elif session.closed:
-            raise ConfigError("the aiohttp session given to fwprep was closed by its owner")
+            raise ClientClosedError("the aiohttp session given to fwprep was closed by its owner")
         return session
 
     async def __call__(self, request: Request, /) -> Response:

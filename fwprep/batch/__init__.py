@@ -15,6 +15,7 @@ From a shell: ``fwprep batch models.csv``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 
@@ -96,6 +97,7 @@ async def iter_batch(
     shard: Shard | str | None = None,
     concurrency: int | None = None,
     grace: float = DEFAULT_GRACE,
+    stop: asyncio.Event | None = None,
 ) -> AsyncGenerator[Record, None]:
     """Run a batch and yield each item's final :class:`Record` as it is written.
 
@@ -108,6 +110,13 @@ async def iter_batch(
     other arguments are the :class:`BatchOptions` (``check``, ``wait``,
     ``max_failures``, ``shard``, ``concurrency``, ...), checked before
     anything is sent.
+
+    ``stop`` is the graceful stop from Python: when the event is set, no new
+    item starts and those in flight get ``grace`` seconds to finish (then
+    they are recorded ``interrupted``). Cancelling the batch, or closing this
+    generator early (use ``contextlib.aclosing``), cancels the items in flight
+    at once; each still gets its ``interrupted`` record, so the report never
+    leaves an item ``started``.
 
     Raises:
         ManifestError: a manifest cannot be used (before anything is sent).
@@ -134,7 +143,7 @@ async def iter_batch(
             format=format,
             options=options,
         ) as batch,
-        contextlib.aclosing(batch.runner.records(batch.entries)) as records,
+        contextlib.aclosing(batch.runner.records(batch.entries, stop=stop)) as records,
     ):
         async for record in records:
             yield record
@@ -156,6 +165,7 @@ async def run_batch(
     shard: Shard | str | None = None,
     concurrency: int | None = None,
     grace: float = DEFAULT_GRACE,
+    stop: asyncio.Event | None = None,
 ) -> BatchSummary:
     """Run a batch to the end and return its :class:`BatchSummary`.
 
@@ -181,4 +191,4 @@ async def run_batch(
         format=format,
         options=options,
     ) as batch:
-        return await batch.runner.run(batch.entries)
+        return await batch.runner.run(batch.entries, stop=stop)

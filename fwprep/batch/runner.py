@@ -31,6 +31,9 @@ __all__ = ["DEFAULT_GRACE", "BatchOptions", "BatchRunner"]
 DEFAULT_GRACE = 5.0
 """Seconds items in flight get to finish after a graceful stop."""
 
+STOP_EVENT = "the stop event"
+"""What :attr:`BatchSummary.interrupted` says when a batch's ``stop`` event stopped it."""
+
 _HALTING = (AuthenticationError, PermissionDeniedError)
 
 
@@ -163,7 +166,8 @@ class BatchRunner:
         self.summary = BatchSummary(report=str(report.path) if report else None)
         self._stopping = False
         self._report_error: ReportError | None = None
-        self._working: set[asyncio.Task[Any]] = set()  # tasks inside an item's requests
+        # Tasks inside an item's requests: the item, and when it started.
+        self._working: dict[asyncio.Task[Any], tuple[PrepareItem, float]] = {}
         self._grace_cancelled: set[asyncio.Task[Any]] = set()
         self._cancel_timer: asyncio.TimerHandle | None = None
 
@@ -184,8 +188,11 @@ class BatchRunner:
         """The graceful stop: start no new item, give those in flight ``grace`` seconds.
 
         Items still in flight after the grace period are cancelled and
-        recorded as ``interrupted``. Call it from the event loop's thread (a
-        signal handler installed with ``loop.add_signal_handler`` is).
+        recorded as ``interrupted``; items never started get no record, so a
+        resumed run does them. ``signal_name`` is what stopped the batch
+        (:attr:`BatchSummary.interrupted`). Call it from the event loop's
+        thread (a signal handler installed with ``loop.add_signal_handler``
+        is); from Python, the ``stop`` event of :meth:`records` does it.
         """
         if self.summary.interrupted is None:
             self.summary.interrupted = signal_name
@@ -198,6 +205,22 @@ class BatchRunner:
         for task in list(self._working):
             self._grace_cancelled.add(task)
             task.cancel()
+
+    def abandon(self) -> None:
+        """Record every item still in flight as ``interrupted`` and fsync the report, now.
+
+        The last resort after :meth:`stop`, for a process about to exit while
+        some request ignores its cancellation (an HTTP library stuck on a
+        stalled connection): the report ends consistent, and a resumed run
+        does those items again. Nothing is cancelled; the batch must not go
+        on after this.
+        """
+        clock = self.client.clock
+        working, self._working = self._working, {}
+        info = ErrorInfo("Interrupted", None, f"abandoned after {self.summary.interrupted}")
+        for item, started in working.values():
+            self._emit(_record(item, _Ending("interrupted", error=info), clock.now() - started))
+        self._sync()
 
     def _judge(self, ending: _Ending) -> None:
         """Decide from an item's ending whether the batch must halt."""
@@ -269,19 +292,24 @@ class BatchRunner:
         started = clock.now()
         task = asyncio.current_task()
         assert task is not None
-        self._working.add(task)
+        self._working[task] = (entry, started)
         try:
             ending = await self._attempt(entry)
         except asyncio.CancelledError:
-            if task not in self._grace_cancelled:
-                raise  # not the grace period's cancellation: pass it on
+            graceful = task in self._grace_cancelled
             self._grace_cancelled.discard(task)
-            if task.uncancel() > 0:
-                raise  # cancelled from elsewhere as well
+            if not graceful or task.uncancel() > 0:
+                # Cancelled from outside (a timeout, Ctrl-C in the host, the consumer
+                # closing the batch): the item still gets its final record.
+                info = ErrorInfo("Interrupted", None, "cancelled while in flight")
+                self._emit(
+                    _record(entry, _Ending("interrupted", error=info), clock.now() - started)
+                )
+                raise
             stopped_by = f"stopped by {self.summary.interrupted}"
             ending = _Ending("interrupted", error=ErrorInfo("Interrupted", None, stopped_by))
         finally:
-            self._working.discard(task)
+            self._working.pop(task, None)
         record = self._emit(_record(entry, ending, clock.now() - started))
         self._judge(ending)
         return record
@@ -316,12 +344,20 @@ class BatchRunner:
             return _Ending("failed", error=exc)
 
     async def records(
-        self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
+        self,
+        entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry],
+        *,
+        stop: asyncio.Event | None = None,
     ) -> AsyncGenerator[Record, None]:
-        """Run the batch; yield each final record as it is written."""
+        """Run the batch; yield each final record as it is written.
+
+        Setting ``stop`` stops the batch gracefully, as :meth:`stop` does.
+        Closing the generator early cancels the items in flight; each still
+        gets its ``interrupted`` record.
+        """
         clock = self.client.clock
         started = clock.now()
-        syncer = asyncio.ensure_future(self._sync_every_second())
+        syncer = asyncio.ensure_future(self._sync_every_second(stop))
         try:
             pool = bounded_map(self._admitted(entries), self._work, self.concurrency)
             async with contextlib.aclosing(pool) as records:
@@ -337,10 +373,13 @@ class BatchRunner:
             self._sync()
 
     async def run(
-        self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
+        self,
+        entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry],
+        *,
+        stop: asyncio.Event | None = None,
     ) -> BatchSummary:
         """Run the batch to the end and return its :class:`BatchSummary`."""
-        async with contextlib.aclosing(self.records(entries)) as records:
+        async with contextlib.aclosing(self.records(entries, stop=stop)) as records:
             async for _ in records:
                 pass
         return self.summary
@@ -352,7 +391,17 @@ class BatchRunner:
             except ReportError as exc:
                 self._report_failed(exc)
 
-    async def _sync_every_second(self) -> None:
+    async def _sync_every_second(self, stop: asyncio.Event | None) -> None:
+        """Fsync the report each second; stop the batch when ``stop`` is set."""
         while True:
-            await asyncio.sleep(1.0)
+            if stop is None:
+                await asyncio.sleep(1.0)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await stop.wait()
+                if stop.is_set():
+                    if not self._stopping:
+                        self.stop(STOP_EVENT)
+                    stop = None  # handled: from now on, only the fsyncs
             self._sync()

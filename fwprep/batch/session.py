@@ -21,10 +21,11 @@ from pathlib import Path
 
 import attrs
 
-from fwprep.batch.manifest import Manifest, ManifestEntry
+from fwprep.batch.manifest import InvalidRow, Manifest, ManifestEntry
 from fwprep.batch.report import Record, ReportContents, ReportWriter, read_report
 from fwprep.batch.runner import BatchOptions, BatchRunner
-from fwprep.client import FireworksClient, ItemLike
+from fwprep.client import FireworksClient, ItemLike, coerce_item
+from fwprep.errors import ConfigError, InputError
 
 __all__ = [
     "Batch",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+
+ITEMS_SOURCE = "items"
+"""The ``source`` of items handed to a batch from Python rather than read from a manifest."""
 
 
 def default_report_path(manifests: Sequence[PathLike]) -> Path:
@@ -68,6 +72,37 @@ def chain_entries(manifests: Iterable[Manifest]) -> Iterator[ManifestEntry]:
     """Every entry of every manifest, in order."""
     for manifest in manifests:
         yield from manifest.entries()
+
+
+def _entry(raw: object, index: int, account_id: str | None) -> ManifestEntry:
+    try:
+        item = coerce_item(raw, account_id)
+    except InputError as exc:
+        return InvalidRow(ITEMS_SOURCE, index, str(exc))
+    return attrs.evolve(item, source=item.source or ITEMS_SOURCE, line=item.line or index)
+
+
+def entries_from_items(
+    items: Iterable[ItemLike] | AsyncIterable[ItemLike], account_id: str | None
+) -> Iterator[ManifestEntry] | AsyncIterator[ManifestEntry]:
+    """Items handed to a batch, as manifest entries: a malformed one is an invalid row.
+
+    Its source is ``items`` and its line is its position (1-based), so a bad
+    pair is recorded ``invalid`` as ``items:41: unknown precision 'fp9'...``,
+    and the batch goes on, like a bad manifest row.
+    """
+    if isinstance(items, AsyncIterable):
+        return _async_entries(items, account_id)
+    return (_entry(raw, i, account_id) for i, raw in enumerate(items, start=1))
+
+
+async def _async_entries(
+    items: AsyncIterable[ItemLike], account_id: str | None
+) -> AsyncIterator[ManifestEntry]:
+    index = 0
+    async for raw in items:
+        index += 1
+        yield _entry(raw, index, account_id)
 
 
 @attrs.define
@@ -108,6 +143,8 @@ async def open_batch(
     """
     paths = as_paths(manifests)
     report_path = Path(report) if report is not None else None
+    if resume and report_path is None and not paths:
+        raise ConfigError("resume needs a report to resume from: pass report=")
     if report_path is None and paths:
         report_path = default_report_path(paths)
     account = client.account_id if client is not None else account_id
@@ -125,6 +162,8 @@ async def open_batch(
         done = resumed.done_keys() if resumed is not None else frozenset()
         runner = BatchRunner(client, options, report=writer, done=done, on_record=on_record)
         entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
-            client.items_from(items) if items is not None else chain_entries(opened)
+            entries_from_items(items, client.account_id)
+            if items is not None
+            else chain_entries(opened)
         )
         yield Batch(runner, entries, resumed, report_path)

@@ -45,13 +45,18 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all done; 1 some item failed, was invalid or unfinished; 3 halted; 130/143 signals."""
+        """0 all done; 1 some item failed, was invalid or unfinished; 3 halted; 130/143 signals.
+
+        A batch stopped by its ``stop`` event exits 1: items may be left undone.
+        """
         if self.interrupted == "SIGINT":
             return 130
         if self.interrupted == "SIGTERM":
             return 143
         if self.halted is not None:
             return 3
+        if self.interrupted is not None:
+            return 1  # stopped from Python: items may be left undone
         if any(n and needs_attention(status) for status, n in self.counts.items()):
             return 1
         return 0

@@ -11,7 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,32 +249,60 @@ async def _run(
             progress(record)
 
         batch.runner.on_record = on_record
-        with _signals(batch.runner, args.grace):
+        with _signals(batch.runner, args.grace, lambda: _print_summary(args, batch.runner)):
             summary = await batch.runner.run(batch.entries)
         progress.close()
-    if args.output == "json":
-        print(json.dumps(summary.to_json(), sort_keys=True))
-    else:
-        for line in summary.lines():
-            say(line)
+    _print_summary(args, batch.runner)
     return summary.exit_code
 
 
+def _print_summary(args: argparse.Namespace, runner: BatchRunner) -> None:
+    if args.output == "json":
+        print(json.dumps(runner.summary.to_json(), sort_keys=True), flush=True)
+    else:
+        for line in runner.summary.lines():
+            say(line)
+
+
+FORCE_EXIT_AFTER = 2.0
+"""Seconds past the grace period after which a stopping batch exits whatever is still running."""
+
+
 @contextlib.contextmanager
-def _signals(runner: BatchRunner, grace: float) -> Iterator[None]:
-    """First SIGINT/SIGTERM: a graceful stop. Second: exit at once (the report is consistent)."""
+def _signals(
+    runner: BatchRunner, grace: float, print_summary: Callable[[], None]
+) -> Iterator[None]:
+    """First SIGINT/SIGTERM: a graceful stop. Second: exit at once (the report is consistent).
+
+    The end of the grace period ends the run: items in flight are cancelled
+    then, and if a request ignores its cancellation (an HTTP library stuck on
+    a stalled connection), :data:`FORCE_EXIT_AFTER` seconds later every item
+    still in flight is recorded ``interrupted``, the report is fsync'd, the
+    summary printed, and the process exits with the signal's code.
+    """
     loop = asyncio.get_running_loop()
+
+    def code(name: str) -> int:
+        return EXIT_SIGINT if name == "SIGINT" else EXIT_SIGTERM
+
+    def force_exit(name: str) -> None:
+        say(f"requests still in flight {FORCE_EXIT_AFTER:g} s after the grace period: exiting")
+        runner.abandon()
+        print_summary()
+        os._exit(code(name))
 
     def on_signal(name: str) -> None:
         if runner.summary.interrupted is not None:
             say(f"{name} again: exiting now")
-            os._exit(EXIT_SIGINT if name == "SIGINT" else EXIT_SIGTERM)
+            os._exit(code(name))
         say(
             f"{name}: starting no new items; requests in flight get {grace:g} s to finish "
             "(press Ctrl-C again to quit at once)"
         )
         runner.stop(name)
+        timers.append(loop.call_later(grace + FORCE_EXIT_AFTER, force_exit, name))
 
+    timers: list[asyncio.TimerHandle] = []
     installed = []
     for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -283,5 +311,7 @@ def _signals(runner: BatchRunner, grace: float) -> Iterator[None]:
     try:
         yield
     finally:
+        for timer in timers:
+            timer.cancel()
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -102,11 +102,14 @@ class Emulator:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
         self._runner = runner
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        # The bound port, from any event loop's server (asyncio's, uvloop's, ...).
+        self.port = int(runner.addresses[0][1])
 
     async def wait_until(
         self, predicate: Callable[[EmulatorStats], bool], timeout: float = 30.0
@@ -162,8 +165,10 @@ class EmulatorThread:
     CLI, say) against the emulator::
 
         with EmulatorThread(rpm=1200) as emu:
-            subprocess.run(["fwprep", "prepare", "m", "--base-url", emu.base_url], ...)
-            print(emu.stats.prepare_successes)
+            env = dict(os.environ, FIREWORKS_BASE_URL=emu.base_url, FIREWORKS_API_KEY=emu.api_key)
+            command = ["fwprep", "prepare", "accounts/acme/models/m", "-p", "fp8"]
+            subprocess.run(command, env=env, check=True)
+            print(emu.stats.prepare_successes)  # Counter({'accounts/acme/models/m@FP8': 1})
 
     ``stats`` is written by the server thread; read it after the work it
     counts has finished.

@@ -212,6 +212,8 @@ class EmulatorStats:
         faults: per fault kind, faults injected.
         in_flight: requests being handled now.
         max_in_flight: the most requests ever handled at once.
+        dropped_by_client: requests whose client hung up before the answer
+            (a client timeout or cancellation): counted, not logged as errors.
         received: the requests themselves, when ``record_requests`` is on.
     """
 
@@ -222,6 +224,7 @@ class EmulatorStats:
     faults: Counter[str] = attrs.field(factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    dropped_by_client: int = 0
     received: list[ReceivedRequest] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -234,6 +237,7 @@ class EmulatorStats:
             "faults": dict(self.faults),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "dropped_by_client": self.dropped_by_client,
         }
 
 
@@ -562,6 +566,10 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
             except _Dropped:
                 # The connection is already aborted; this answer is never written.
                 return web.Response(status=500)
+            except ConnectionResetError:
+                # The client hung up (its timeout, a cancellation): nothing to answer.
+                stats.dropped_by_client += 1
+                return web.Response(status=499)
             except web.HTTPException as exc:
                 code = "NOT_FOUND" if exc.status == 404 else "INVALID_ARGUMENT"
                 if exc.status == 405:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fwprep import FireworksClient, ModelRef, PrepareItem
+from fwprep import FireworksClient, ModelRef, PrepareItem, Request, Response
 from fwprep.batch import (
     BatchOptions,
     BatchRunner,
@@ -305,3 +306,38 @@ async def test_run_batch_and_iter_batch_from_python(tmp_path: Path, emu: Emulato
     assert statuses == ["ok"]
     assert emu.stats.prepare_successes["accounts/acme/models/m9@FP8"] == 1
     assert max(emu.stats.prepare_requests.values()) == 1
+
+
+async def test_abandon_records_items_whose_requests_ignore_cancellation(tmp_path: Path) -> None:
+    """The last resort of a stopping CLI: a request stuck past its cancellation still ends recorded."""
+    arrived: list[Request] = []
+    three_in_flight, cancel_ignored, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def deaf_transport(request: Request) -> Response:
+        arrived.append(request)
+        if len(arrived) == 3:
+            three_in_flight.set()
+        while not release.is_set():  # an HTTP library swallowing cancellation on a stall
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                cancel_ignored.set()
+        raise asyncio.CancelledError
+
+    path = tmp_path / "r.jsonl"
+    report = ReportWriter(path)
+    client = FireworksClient("key", transport=deaf_transport, max_concurrency=3)
+    runner = BatchRunner(client, BatchOptions(grace=0.01), report=report)
+    task = asyncio.ensure_future(runner.run(items(10)))
+    await three_in_flight.wait()
+    runner.stop("SIGTERM")
+    await cancel_ignored.wait()  # the grace period ended and the cancellation was ignored
+    runner.abandon()
+    report.close()
+    statuses = Counter(r.status for r in read_report([path]).last.values())
+    assert statuses == {"interrupted": 3}
+    assert runner.summary.exit_code == 143
+    release.set()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,53 @@
+"""The README's Python examples: they compile, and every ``fwprep.`` name they use exists."""
+
+from __future__ import annotations
+
+import ast
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import fwprep
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCKS = [
+    textwrap.dedent(block)
+    for block in re.findall(r"```python\n(.*?)\n *```", README.read_text(), flags=re.DOTALL)
+]
+
+
+def test_the_readme_has_python_examples() -> None:
+    assert len(BLOCKS) >= 2
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_every_fwprep_name_in_a_readme_example_exists(block: str) -> None:
+    tree = ast.parse(block)  # top-level await parses; it is compiled with the flag below
+    compile(block, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        chain: list[str] = []
+        current: ast.expr = node
+        while isinstance(current, ast.Attribute):
+            chain.insert(0, current.attr)
+            current = current.value
+        if not (isinstance(current, ast.Name) and current.id == "fwprep"):
+            continue
+        value: object = fwprep
+        for part in chain:
+            assert hasattr(value, part), f"fwprep.{'.'.join(chain)}: no {part!r}"
+            value = getattr(value, part)
+
+
+NAMES = sorted(set(re.findall(r"`[^`]*?\bfwprep\.([A-Za-z_][\w.]*)", README.read_text())))
+
+
+@pytest.mark.parametrize("dotted", NAMES)
+def test_every_fwprep_name_in_the_readme_prose_exists(dotted: str) -> None:
+    value: object = fwprep
+    for part in dotted.rstrip(".").split("."):
+        assert hasattr(value, part), f"fwprep.{dotted}: no {part!r}"
+        value = getattr(value, part)
