@@ -46,7 +46,7 @@ from fwprep.limits import AdaptiveRateLimiter, FixedRateLimiter, RateLimiter
 from fwprep.models import Model, PrepareItem, PrepareOutcome
 from fwprep.names import ModelRef
 from fwprep.precision import Precision
-from fwprep.retry import Charge, RetryBudget, RetryPolicy, Verdict
+from fwprep.retry import Action, Charge, RetryBudget, RetryPolicy, Verdict
 from fwprep.transport import AiohttpTransport, Response, Transport
 
 __all__ = [
@@ -71,6 +71,9 @@ DEFAULT_WAIT_TIMEOUT = 1800.0
 """Seconds a wait for a preparation may take (30 minutes, as firectl's ``--wait-timeout``)."""
 DEFAULT_POLL_INTERVAL = 5.0
 """Seconds between reads of a model while waiting for its preparation."""
+
+
+_SUCCEEDED = (Action.SUCCESS, Action.ALREADY_DONE)
 
 
 @attrs.frozen
@@ -192,6 +195,7 @@ class FireworksClient:
         )
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._closed = False
+        self._throttled_since: float | None = None
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -277,6 +281,18 @@ class FireworksClient:
         verdict = classify_response(status, response.headers, response.body, self.retry)
         return _Attempt(status, response.body, verdict, sent_at)
 
+    def _throttled_for(self, sent: _Attempt) -> float:
+        """How long the client has been throttled, no request succeeding since its first 429."""
+        if sent.status != 429:
+            result = sent.result
+            if isinstance(result, Verdict) and result.action in _SUCCEEDED:
+                self._throttled_since = None
+            return 0.0
+        now = self.clock.now()
+        if self._throttled_since is None:
+            self._throttled_since = now
+        return now - self._throttled_since
+
     async def _exchange(self, request: Request) -> _Exchange:
         """Send ``request`` until it succeeds or may not be retried; only a closed client raises.
 
@@ -284,13 +300,20 @@ class FireworksClient:
         the budget pays for a retry, and the clock waits.
         """
         self._check_open()
-        spent = attempt = 0
+        spent = attempt = throttled = 0
         started: float | None = None
         while True:
             attempt += 1
             sent = await self._attempt(request)
             started = sent.sent_at if started is None else started
-            step = self.retry.decide(attempt, sent.result, self._rng)
+            throttled += sent.status == 429
+            step = self.retry.decide(
+                attempt,
+                sent.result,
+                self._rng,
+                throttled=throttled,
+                throttled_for=self._throttled_for(sent),
+            )
             if step.retry and step.charge is not Charge.NONE:
                 cost = self.retry_budget.try_acquire(timeout=step.charge is Charge.TIMEOUT)
                 if cost is None:

@@ -162,13 +162,23 @@ class RetryPolicy:
     used instead; if it is longer than ``max_retry_after`` seconds the request
     fails at once with the wait in its message, instead of holding a worker.
 
+    A 429 means "slow down", not "failed": a throttled attempt does not
+    count toward ``max_attempts`` and costs the retry budget nothing. A
+    request fails for throttling only when the server asks for a wait longer
+    than ``max_retry_after``, or when the client has been throttled for
+    ``throttle_timeout`` seconds with none of its requests succeeding.
+
     Attributes:
-        max_attempts: total tries including the first; 1 disables retries.
+        max_attempts: total tries including the first, 429s not counted; 1
+            disables retries.
         initial_backoff: seconds before the first retry.
         max_backoff: the longest computed wait, in seconds.
         jitter: the fraction of the wait that is random, from 0 to 1.
         max_retry_after: the longest server-requested wait obeyed, in seconds.
         retry_statuses: HTTP statuses that are retried.
+        throttle_timeout: how long a client may be throttled (429 after
+            429, no request succeeding) before a throttled request fails;
+            30 minutes by default.
     """
 
     max_attempts: int = attrs.field(default=5)
@@ -179,6 +189,7 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = attrs.field(
         default=DEFAULT_RETRY_STATUSES, converter=frozenset
     )
+    throttle_timeout: float = attrs.field(default=1800.0, validator=_positive)
 
     @max_attempts.validator
     def _check_attempts(self, _attr: attrs.Attribute[int], value: int) -> None:
@@ -191,14 +202,22 @@ class RetryPolicy:
             raise InputError(f"jitter must be between 0 and 1, got {value!r}")
 
     def decide(
-        self, attempt: int, result: Verdict | TransportError, rng: random.Random | None = None
+        self,
+        attempt: int,
+        result: Verdict | TransportError,
+        rng: random.Random | None = None,
+        *,
+        throttled: int = 0,
+        throttled_for: float = 0.0,
     ) -> Step:
         """The next step after attempt number ``attempt`` (1-based) came back with ``result``.
 
         ``result`` is the :class:`Verdict` on an answer, or the
-        :class:`~fwprep.TransportError` when none arrived. A pure function of
-        its arguments and this policy (and :func:`set_testing`, which zeroes
-        the backoff): no I/O, no
+        :class:`~fwprep.TransportError` when none arrived. ``throttled`` is
+        how many of the request's attempts so far (this one included) were
+        429s, and ``throttled_for`` how long the client has been throttled
+        with no request succeeding. A pure function of its arguments and this
+        policy (and :func:`set_testing`, which zeroes the backoff): no I/O, no
         clock, no event loop, the way urllib3's ``Retry.increment`` decides
         for its connection pool. In order:
 
@@ -206,7 +225,8 @@ class RetryPolicy:
         - an answer that retrying will not fix: stop with its error;
         - a ``Retry-After`` longer than :attr:`max_retry_after`: stop, the
           error saying so, rather than hold a worker that long;
-        - ``max_attempts`` reached: stop, the error saying after how many;
+        - a 429 after :attr:`throttle_timeout` of throttling: stop, saying so;
+        - ``max_attempts`` reached, 429s not counted: stop, saying after how many;
         - otherwise retry, after the server's ``Retry-After`` when it sent
           one, else after :meth:`backoff`. A retry after a 429 charges the
           retry budget nothing (the rate limiter paces it); one after a
@@ -223,19 +243,39 @@ class RetryPolicy:
             if result.action is Action.FAIL:
                 return Step(False, error)
             retry_after = result.retry_after
-            charge = Charge.NONE if result.throttled else Charge.RETRY
             if retry_after is not None and retry_after > self.max_retry_after:
                 note = (
                     f"the server asked to wait {retry_after:g} s, longer than "
                     f"max_retry_after={self.max_retry_after:g} s"
                 )
                 return Step(False, with_note(error, note))
-        if attempt >= self.max_attempts:
+            if result.throttled:
+                return self._after_throttle(error, retry_after, throttled, throttled_for, rng)
+            charge = Charge.RETRY
+        counted = attempt - throttled
+        if counted >= self.max_attempts:
             if self.max_attempts > 1:
-                error = with_note(error, f"gave up after {attempt} attempts")
+                error = with_note(error, f"gave up after {counted} attempts")
             return Step(False, error)
-        wait = self.backoff(attempt, rng) if retry_after is None else retry_after
+        wait = self.backoff(counted, rng) if retry_after is None else retry_after
         return Step(True, error, wait, charge)
+
+    def _after_throttle(
+        self,
+        error: FwprepError,
+        retry_after: float | None,
+        throttled: int,
+        throttled_for: float,
+        rng: random.Random | None,
+    ) -> Step:
+        if throttled_for >= self.throttle_timeout:
+            note = (
+                f"throttled for {throttled_for:.0f} s with no request succeeding "
+                f"(throttle_timeout={self.throttle_timeout:g} s)"
+            )
+            return Step(False, with_note(error, note))
+        wait = self.backoff(max(throttled, 1), rng) if retry_after is None else retry_after
+        return Step(True, error, wait, Charge.NONE)
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based), jitter included."""

@@ -103,3 +103,41 @@ def test_transport_and_session_or_limiter_and_max_rps_do_not_mix() -> None:
         FireworksClient(KEY, transport=Script(OK), session=object())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="limiter or max_rps"):
         FireworksClient(KEY, limiter=FixedRateLimiter(1.0), max_rps=2.0)
+
+
+async def test_a_throttled_request_is_slowed_down_not_failed() -> None:
+    script = Script(*[Response(429, {}, b"")] * 12, OK)
+    policy = RetryPolicy(max_attempts=3)
+    async with FireworksClient(KEY, transport=script, retry=policy) as client:
+        budget = client.retry_budget.tokens
+        outcome = await client.prepare(ITEM)
+        assert client.retry_budget.tokens == budget
+    assert (outcome.ok, outcome.attempts) == (True, 13)
+
+
+async def test_a_client_throttled_past_throttle_timeout_fails_the_request_saying_so() -> None:
+    clock = FakeClock()
+    script = Script(Response(429, {"Retry-After": "30"}, b""))
+    policy = RetryPolicy(throttle_timeout=120.0)
+    async with FireworksClient(
+        KEY, transport=script, retry=policy, clock=clock, limiter=FixedRateLimiter(100)
+    ) as client:
+        outcome = await client.prepare(ITEM)
+    assert isinstance(outcome.error, fwprep.RateLimitError)
+    assert "throttled for 120 s with no request succeeding (throttle_timeout=120 s)" in str(
+        outcome.error
+    )
+    assert outcome.attempts == 5  # at 0, 30, 60, 90 and 120 s
+
+
+async def test_a_success_anywhere_in_the_client_restarts_the_throttle_clock() -> None:
+    clock = FakeClock()
+    answers = [Response(429, {"Retry-After": "50"}, b""), Response(429, {"Retry-After": "50"}, b"")]
+    script = Script(*answers, OK, *answers, *answers, OK)
+    policy = RetryPolicy(throttle_timeout=120.0)
+    async with FireworksClient(KEY, transport=script, retry=policy, clock=clock) as client:
+        first = await client.prepare(ITEM)  # 100 s throttled, then ok
+        second = await client.prepare(ITEM)  # 200 s throttled since that success: fails at 150
+    assert first.ok
+    assert not second.ok
+    assert second.attempts == 4

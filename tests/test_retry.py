@@ -169,3 +169,42 @@ def test_set_testing_works_as_a_context_manager(real_waits: None) -> None:
         assert POLICY.decide(1, DOWN).wait == 0.0
     assert not is_testing()
     assert POLICY.decide(1, DOWN).wait == 1.0
+
+
+@pytest.mark.usefixtures("real_waits")
+@pytest.mark.parametrize(
+    ("attempt", "result", "throttled", "throttled_for", "retry", "wait", "note"),
+    [
+        (10, THROTTLED, 10, 60.0, True, 8.0, None),  # 429s never exhaust max_attempts
+        (40, THROTTLED_7S, 40, 600.0, True, 7.0, None),
+        (5, DOWN, 3, 0.0, True, 2.0, None),  # 2 counted attempts of 3
+        (6, DOWN, 3, 0.0, False, 0.0, "gave up after 3 attempts"),
+        (9, THROTTLED, 9, 1800.0, False, 0.0, "throttled for 1800 s with no request succeeding"),
+        (2, THROTTLED_7S, 2, 1799.0, True, 7.0, None),
+        (2, THROTTLED_2M, 2, 0.0, False, 0.0, "longer than max_retry_after=60 s"),
+    ],
+)
+def test_throttling_slows_a_request_and_fails_it_only_on_the_two_limits(
+    attempt: int,
+    result: Verdict,
+    throttled: int,
+    throttled_for: float,
+    retry: bool,
+    wait: float,
+    note: str | None,
+) -> None:
+    step = POLICY.decide(
+        attempt, result, random.Random(0), throttled=throttled, throttled_for=throttled_for
+    )
+    assert (step.retry, step.wait) == (retry, wait)
+    if retry and result.throttled:
+        assert step.charge is Charge.NONE
+    if note is not None:
+        assert step.error is not None
+        assert note in str(step.error)
+
+
+def test_throttle_timeout_is_a_policy_setting() -> None:
+    assert RetryPolicy().throttle_timeout == 1800.0
+    with pytest.raises(fwprep.InputError, match="throttle_timeout"):
+        RetryPolicy(throttle_timeout=float("inf"))

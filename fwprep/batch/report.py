@@ -22,6 +22,11 @@ from __future__ import annotations
 import json
 import os
 import time
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -177,9 +182,15 @@ class ReportWriter:
     the file is fsync'd when a write comes a second or more after the last
     fsync, whenever :meth:`sync` is called, and on :meth:`close`.
 
+    One writer per report: opening takes an exclusive lock on the file, held
+    until :meth:`close` (or the end of the process), so two batches can never
+    interleave their records or prepare the same items twice. Readers
+    (:func:`read_report`, ``fwprep report``) take no lock.
+
     Raises:
         ReportError: when the file cannot be opened or written (disk full,
-            file size limit, permissions), with the reason.
+            file size limit, permissions), or another process holds its lock
+            (naming that process where the system tells), with the reason.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, sync_interval: float = 1.0) -> None:
@@ -190,9 +201,36 @@ class ReportWriter:
         self._broken = False
         try:
             self._file: BinaryIO = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
-            self._repair_tail()
         except OSError as exc:
             raise self._error("write", exc) from None
+        try:
+            self._lock()
+            self._repair_tail()
+        except OSError as exc:
+            self._file.close()
+            raise self._error("write", exc) from None
+        except ReportError:
+            self._file.close()
+            raise
+
+    def _lock(self) -> None:
+        """Take the report's exclusive lock, or say which process holds it.
+
+        An ``flock`` on the open file: the kernel releases it when the process
+        ends, however it ends (kill -9 included), so a resumed run right after
+        a crash finds it free.
+        """
+        if fcntl is None:
+            return  # no advisory locks on this platform
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(self._file.fileno())
+            by = f" by process {holder}" if holder else ""
+            raise ReportError(
+                f"the report {self.path} is in use{by}: another batch is writing it. "
+                "Wait for that batch to end, or write to another report"
+            ) from None
 
     def _error(self, action: str, exc: OSError) -> ReportError:
         return ReportError(f"cannot {action} the report {self.path}: {exc.strerror or exc}")
@@ -288,6 +326,21 @@ class ReportContents:
     def counts(self) -> Counter[str]:
         """How many identities end in each status."""
         return Counter(r.status for r in self.last.values())
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The process holding an flock on the file ``fd`` is open on, from Linux's /proc/locks."""
+    try:
+        inode = os.fstat(fd).st_ino
+        with open("/proc/locks") as locks:
+            for line in locks:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF"
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}"):
+                    return int(fields[4])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:

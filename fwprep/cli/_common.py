@@ -152,7 +152,16 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         type=non_negative_int,
         default=retries,
         metavar="N",
-        help=f"retries after a transient failure (default: {retries})",
+        help=f"retries after a transient failure, 429s not counted (default: {retries})",
+    )
+    throttle_timeout = RetryPolicy().throttle_timeout
+    group.add_argument(
+        "--throttle-timeout",
+        type=duration,
+        default=throttle_timeout,
+        metavar="D",
+        help="fail a throttled request only after the server has answered nothing but 429 "
+        f"for this long (default: {show_duration(throttle_timeout)})",
     )
     group.add_argument("-v", "--verbose", action="store_true", help="log each request to stderr")
 
@@ -224,7 +233,7 @@ def account(args: argparse.Namespace) -> str | None:
 @contextlib.asynccontextmanager
 async def open_client(args: argparse.Namespace, **overrides: Any) -> AsyncIterator[FireworksClient]:
     """A client configured from the common connection options (and ``--emulate``)."""
-    retry = RetryPolicy(max_attempts=args.retries + 1)
+    retry = RetryPolicy(max_attempts=args.retries + 1, throttle_timeout=args.throttle_timeout)
     async with contextlib.AsyncExitStack() as stack:
         api_key, base_url = args.api_key, args.base_url
         if args.emulate:

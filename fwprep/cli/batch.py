@@ -80,11 +80,18 @@ def add_parser(commands: Any) -> None:
         metavar="N",
         help=f"requests in flight at once (default: {DEFAULT_MAX_CONCURRENCY})",
     )
-    add(
+    rate = parser.add_mutually_exclusive_group()
+    rate.add_argument(
         "--max-rps",
         type=positive_float,
         metavar="R",
         help="send at most R requests a second (default: adapt to the server's 429s)",
+    )
+    rate.add_argument(
+        "--max-rpm",
+        type=positive_float,
+        metavar="N",
+        help="send at most N requests a minute, as Fireworks states its limits",
     )
     add("--resume", action="store_true", help="skip items the report already has as ok")
     add(
@@ -219,8 +226,10 @@ def _options(args: argparse.Namespace, shard: Shard | None) -> BatchOptions:
 async def _run(
     args: argparse.Namespace, paths: list[str], shard: Shard | None, report_path: Path
 ) -> int:
+    max_rps = args.max_rps if args.max_rpm is None else args.max_rpm / 60.0
+
     def connect() -> contextlib.AbstractAsyncContextManager[Any]:
-        return open_client(args, max_concurrency=args.concurrency, max_rps=args.max_rps)
+        return open_client(args, max_concurrency=args.concurrency, max_rps=max_rps)
 
     async with open_batch(
         paths,

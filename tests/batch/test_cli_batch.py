@@ -184,3 +184,53 @@ def test_report_command_exit_codes(tmp_path: Path, emu: EmulatorThread) -> None:
     missing = fwprep("report", str(tmp_path / "nope.jsonl"), env=env_for(emu))
     assert missing.returncode == 2
     assert "cannot read the report" in missing.stderr
+
+
+HOLD_REPORT = """
+import sys
+from fwprep.batch import ReportWriter
+writer = ReportWriter(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_one_writer_per_report_and_kill_9_releases_it(tmp_path: Path, emu: EmulatorThread) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", 20)
+    report = tmp_path / "r.jsonl"
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_REPORT, str(report)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "locked"
+            second = fwprep("batch", str(manifest), "--report", str(report), "-q", env=env_for(emu))
+            assert second.returncode == 2
+            assert f"the report {report} is in use by process {holder.pid}" in second.stderr
+            assert emu.stats.requests == 0  # refused before anything was sent
+            reader = fwprep("report", str(report), env=env_for(emu))  # readers take no lock
+            assert "error" not in reader.stderr
+        finally:
+            holder.kill()  # SIGKILL: the kernel releases the lock
+    third = fwprep("batch", str(manifest), "--report", str(report), "-q", env=env_for(emu))
+    assert third.returncode == 0, third.stderr
+    assert Counter(final_statuses(report).values()) == {"ok": 20}
+
+
+def test_max_rpm_paces_a_batch_under_the_accounts_limit(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", 40)
+    with EmulatorThread(rpm=1200) as emu:  # 20 a second, a bucket one second deep
+        paced = fwprep("batch", str(manifest), "--max-rpm", "1200", "-q", env=env_for(emu))
+    assert paced.returncode == 0, paced.stderr
+    assert emu.stats.statuses == {200: 40}  # not one 429
+
+
+def test_max_rps_and_max_rpm_are_one_choice(tmp_path: Path, emu: EmulatorThread) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", 1)
+    both = fwprep("batch", str(manifest), "--max-rps", "5", "--max-rpm", "300", env=env_for(emu))
+    assert both.returncode == 2
+    assert "not allowed with argument" in both.stderr
+    assert emu.stats.requests == 0

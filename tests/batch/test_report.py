@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,13 @@ def test_an_unwritable_report_is_a_report_error(tmp_path: Path) -> None:
 def test_missing_report_is_a_report_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="cannot read the report"):
         read_report([tmp_path / "nope.jsonl"])
+
+
+def test_a_second_writer_on_one_report_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    first = ReportWriter(path)
+    in_use = re.escape(f"the report {path} is in use by process {os.getpid()}")
+    with pytest.raises(ReportError, match=in_use):
+        ReportWriter(path)
+    first.close()
+    ReportWriter(path).close()
