@@ -16,7 +16,13 @@ from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
 from fwprep.batch.report import ErrorInfo, Record, ReportError, ReportWriter
 from fwprep.batch.status import RecordStatus
 from fwprep.batch.summary import BatchSummary
-from fwprep.client import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT, FireworksClient
+from fwprep.client import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_WAIT_TIMEOUT,
+    FireworksClient,
+    check_count,
+    check_positive,
+)
 from fwprep.errors import (
     ApiError,
     AuthenticationError,
@@ -37,21 +43,18 @@ STOP_EVENT = "the stop event"
 _HALTING = (AuthenticationError, PermissionDeniedError)
 
 
-def _positive_seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{attr.name} must be a number of seconds > 0, got {value!r}")
-    if math.isinf(value) or math.isnan(value):
-        raise ConfigError(f"{attr.name} must be a finite number of seconds, got {value!r}")
+def _seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    check_positive(attr.name, value)
 
 
-def _non_negative_seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+def _grace(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise ConfigError(f"{attr.name} must be a finite number of seconds >= 0, got {value!r}")
 
 
 def _optional_count(_inst: object, attr: attrs.Attribute[int | None], value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"{attr.name} must be a whole number >= 1, got {value!r}")
+    if value is not None:
+        check_count(attr.name, value)
 
 
 def _to_shard(value: Shard | str | None) -> Shard | None:
@@ -85,12 +88,12 @@ class BatchOptions:
 
     check: bool = False
     wait: bool = False
-    wait_timeout: float = attrs.field(default=DEFAULT_WAIT_TIMEOUT, validator=_positive_seconds)
-    poll_interval: float = attrs.field(default=DEFAULT_POLL_INTERVAL, validator=_positive_seconds)
+    wait_timeout: float = attrs.field(default=DEFAULT_WAIT_TIMEOUT, validator=_seconds)
+    poll_interval: float = attrs.field(default=DEFAULT_POLL_INTERVAL, validator=_seconds)
     max_failures: int | None = attrs.field(default=None, validator=_optional_count)
     shard: Shard | None = attrs.field(default=None, converter=_to_shard)
     concurrency: int | None = attrs.field(default=None, validator=_optional_count)
-    grace: float = attrs.field(default=DEFAULT_GRACE, validator=_non_negative_seconds)
+    grace: float = attrs.field(default=DEFAULT_GRACE, validator=_grace)
 
 
 @attrs.frozen
