@@ -549,17 +549,17 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
             response: web.StreamResponse = await handler(request)
             return response
         stats.requests += 1
-        if config.record_requests:
-            stats.received.append(
-                ReceivedRequest(
-                    request.method, request.path_qs, dict(request.headers), await request.read()
-                )
-            )
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         service.notify()
         try:
             try:
+                if config.record_requests:
+                    body = await request.read()
+                    received = ReceivedRequest(
+                        request.method, request.path_qs, dict(request.headers), body
+                    )
+                    stats.received.append(received)
                 response = await handler(request)
             except _Reject as reject:
                 response = service.error(reject.code, reject.message, reject.headers)
