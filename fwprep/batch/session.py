@@ -107,11 +107,16 @@ async def _async_entries(
 
 @attrs.define
 class Batch:
-    """A batch ready to run: its runner, the entries to feed it, and what resume found."""
+    """A batch ready to run: its runner, the entries to feed it, and what resume found.
+
+    ``resumed`` is the report as read for ``resume`` (``None`` without it),
+    ``done`` the keys it has as done, which the runner skips.
+    """
 
     runner: BatchRunner
     entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
     resumed: ReportContents | None
+    done: frozenset[str]
     report_path: Path | None
 
 
@@ -166,4 +171,4 @@ async def open_batch(
             if items is not None
             else chain_entries(opened)
         )
-        yield Batch(runner, entries, resumed, report_path)
+        yield Batch(runner, entries, resumed, done, report_path)

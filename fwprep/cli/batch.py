@@ -240,16 +240,16 @@ async def _run(
         format=args.format,
         options=_options(args, shard),
     ) as batch:
-        done: frozenset[str] = frozenset()
         if batch.resumed is not None:
             for problem in batch.resumed.bad_lines[:10]:
                 say(f"warning: {problem}")
-            done = batch.resumed.done_keys()
-            say(f"--resume: {report_path} has {plural(len(done), 'item')} done already")
+            done = plural(len(batch.done), "item")
+            say(f"--resume: {report_path} has {done} done already")
         total = None
         if not args.quiet and sys.stderr.isatty() and "-" not in paths:
             with open_manifests(paths, args.format, account(args)) as manifests:
-                total = (await plan_batch(chain_entries(manifests), shard=shard, done=done)).records
+                plan = await plan_batch(chain_entries(manifests), shard=shard, done=batch.done)
+                total = plan.records
         progress = Progress(total, quiet=args.quiet)
 
         def on_record(record: Record) -> None:

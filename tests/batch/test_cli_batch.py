@@ -234,3 +234,35 @@ def test_max_rps_and_max_rpm_are_one_choice(tmp_path: Path, emu: EmulatorThread)
     assert both.returncode == 2
     assert "not allowed with argument" in both.stderr
     assert emu.stats.requests == 0
+
+
+def test_on_a_terminal_the_progress_bar_counts_against_the_planned_total(
+    tmp_path: Path, emu: EmulatorThread
+) -> None:
+    import pty
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("model,precision\nm1,fp8\nm2,fp8\nm1,fp8\nm3,fp9\nm4,bf16\n")
+    leader, follower = pty.openpty()
+    env = dict(env_for(emu), COLUMNS="100", TERM="xterm")
+    with subprocess.Popen(
+        [sys.executable, "-m", "fwprep", "batch", str(manifest)],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env=env,
+    ) as proc:
+        os.close(follower)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            screen += chunk
+        proc.wait()
+    os.close(leader)
+    text = screen.decode(errors="replace")
+    assert proc.returncode == 1  # the invalid row
+    assert "5/5" in text  # 3 items, 1 duplicate and 1 invalid row: 5 records planned and written
