@@ -72,27 +72,7 @@ def add_parser(commands: Any) -> None:
     add("manifests", nargs="+", metavar="MANIFEST", help="manifest files, or -")
     add("--format", choices=(*FORMATS, "ndjson"), help="manifest format")
     add("--report", metavar="PATH", help="the report (JSON Lines); default: <first>.report.jsonl")
-    add(
-        "-j",
-        "--concurrency",
-        type=positive_int,
-        default=DEFAULT_MAX_CONCURRENCY,
-        metavar="N",
-        help=f"requests in flight at once (default: {DEFAULT_MAX_CONCURRENCY})",
-    )
-    rate = parser.add_mutually_exclusive_group()
-    rate.add_argument(
-        "--max-rps",
-        type=positive_float,
-        metavar="R",
-        help="send at most R requests a second (default: adapt to the server's 429s)",
-    )
-    rate.add_argument(
-        "--max-rpm",
-        type=positive_float,
-        metavar="N",
-        help="send at most N requests a minute, as Fireworks states its limits",
-    )
+    _add_pace(parser)
     add("--resume", action="store_true", help="skip items the report already has as ok")
     add(
         "--dry-run", action="store_true", help="check the manifests and show the plan; send nothing"
@@ -126,6 +106,31 @@ def add_parser(commands: Any) -> None:
     add("-o", "--output", choices=("text", "json"), default="text")
     add_connection(parser)
     parser.set_defaults(handler=run)
+
+
+def _add_pace(parser: argparse.ArgumentParser) -> None:
+    """How fast a batch sends: requests in flight, and a fixed rate (per second or per minute)."""
+    parser.add_argument(
+        "-j",
+        "--concurrency",
+        type=positive_int,
+        default=DEFAULT_MAX_CONCURRENCY,
+        metavar="N",
+        help=f"requests in flight at once (default: {DEFAULT_MAX_CONCURRENCY})",
+    )
+    rate = parser.add_mutually_exclusive_group()
+    rate.add_argument(
+        "--max-rps",
+        type=positive_float,
+        metavar="R",
+        help="send at most R requests a second (default: adapt to the server's 429s)",
+    )
+    rate.add_argument(
+        "--max-rpm",
+        type=positive_float,
+        metavar="N",
+        help="send at most N requests a minute, as Fireworks states its limits",
+    )
 
 
 def _spool_stdin(paths: list[str]) -> tuple[list[str], list[str]]:
