@@ -1,15 +1,21 @@
-"""Helpers shared by the tests that run fwprep's command line against an emulator."""
+"""Helpers shared by the tests: the command line against an emulator, simulated time, a scripted API."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from yarl import URL
+
+from fwprep import Request, Response
 from fwprep.batch import read_report
 from fwprep.emulator import EmulatorThread
 
@@ -88,3 +94,60 @@ class FakeClock:
         self.slept.append(seconds)
         self.t += max(seconds, 0.0)
         await asyncio.sleep(0)
+
+
+class _Call:
+    """One request a FakeApi received, shaped like aioresponses' record: ``kwargs`` data and headers."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.kwargs = {"data": request.body, "headers": dict(request.headers)}
+
+
+class FakeApi:
+    """A transport for FireworksClient that answers from scripted responses: no network, no aiohttp.
+
+    ``api.post(url, status=..., payload=... | body=..., headers=..., repeat=...)`` (and
+    ``get``) queue answers for a URL (a string, or a compiled pattern searched in the URL),
+    used in order; a ``repeat=True`` answer is used again and again. ``exception=`` raises
+    instead (a ``fwprep.TransportError``, say). ``api.requests[(method, URL(url))]`` lists
+    what was sent, as aioresponses does.
+    """
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, str | re.Pattern[str], list[dict[str, Any]]]] = []
+        self.requests: dict[tuple[str, URL], list[_Call]] = {}
+
+    def add(self, method: str, url: str | re.Pattern[str], **answer: Any) -> None:
+        for route_method, route_url, answers in self.routes:
+            if route_method == method and route_url == url:
+                answers.append(answer)
+                return
+        self.routes.append((method, url, [answer]))
+
+    def post(self, url: str | re.Pattern[str], **answer: Any) -> None:
+        self.add("POST", url, **answer)
+
+    def get(self, url: str | re.Pattern[str], **answer: Any) -> None:
+        self.add("GET", url, **answer)
+
+    async def __call__(self, request: Request) -> Response:
+        self.requests.setdefault((request.method, URL(request.url)), []).append(_Call(request))
+        for method, url, answers in self.routes:
+            matches = url == request.url if isinstance(url, str) else url.search(request.url)
+            if method == request.method and matches and answers:
+                answer = answers[0] if answers[0].get("repeat") else answers.pop(0)
+                break
+        else:
+            raise AssertionError(f"FakeApi: nothing scripted for {request.method} {request.url}")
+        if answer.get("exception") is not None:
+            raise answer["exception"]
+        headers = dict(answer.get("headers") or {})
+        body = answer.get("body")
+        if body is None:
+            body = json.dumps(answer.get("payload", {})).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif answer.get("content_type"):
+            headers.setdefault("Content-Type", answer["content_type"])
+        await asyncio.sleep(0)
+        return Response(answer.get("status", 200), headers, body)
