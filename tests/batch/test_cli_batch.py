@@ -266,3 +266,26 @@ def test_on_a_terminal_the_progress_bar_counts_against_the_planned_total(
     text = screen.decode(errors="replace")
     assert proc.returncode == 1  # the invalid row
     assert "5/5" in text  # 3 items, 1 duplicate and 1 invalid row: 5 records planned and written
+
+
+def test_throttle_timeout_fails_an_item_only_after_that_long_of_429s(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", 2)
+    with EmulatorThread(rpm=1) as emu:  # one request a minute: the second item meets only 429s
+        result = fwprep(
+            "batch",
+            str(manifest),
+            "-j",
+            "1",
+            "--throttle-timeout",
+            "1s",
+            "-o",
+            "json",
+            "-q",
+            env=env_for(emu),
+        )
+    summary = json.loads(result.stdout)
+    assert summary["counts"] == {"ok": 1, "failed": 1}
+    (error,) = summary["top_errors"]
+    assert error["type"] == "RateLimitError"
+    assert "with no request succeeding (throttle_timeout=1 s)" in error["message"]
+    assert emu.stats.statuses[429] >= 2  # retried, not failed at the first 429
