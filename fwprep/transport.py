@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
@@ -115,16 +114,16 @@ class AiohttpTransport:
                 return Response(response.status, response.headers, body)
         except TimeoutError:
             raise RequestTimeoutError(
-                f"{request.method} {_path(request.url)}: no answer within {self.timeout:g} s"
+                f"{request.method} {request.path}: no answer within {self.timeout:g} s"
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(
-                f"{request.method} {_path(request.url)}: cannot connect to "
+                f"{request.method} {request.path}: cannot connect to "
                 f"{exc.host}:{exc.port}: {exc.os_error.strerror or type(exc.os_error).__name__}"
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ReadError(
-                f"{request.method} {_path(request.url)}: connection broken: "
+                f"{request.method} {request.path}: connection broken: "
                 f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}"
             ) from None
 
@@ -145,7 +144,3 @@ async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
-
-
-def _path(url: str) -> str:
-    return urlsplit(url).path

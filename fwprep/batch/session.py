@@ -79,6 +79,8 @@ def _entry(raw: object, index: int, account_id: str | None) -> ManifestEntry:
         item = coerce_item(raw, account_id)
     except InputError as exc:
         return InvalidRow(ITEMS_SOURCE, index, str(exc))
+    if item.source is not None and item.line is not None:
+        return item  # it says where it came from already
     return attrs.evolve(item, source=item.source or ITEMS_SOURCE, line=item.line or index)
 
 
