@@ -33,6 +33,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from throttled import markdown as throttled_markdown
+from throttled import scenario_throttled
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 CLIENTS = HERE / "clients.py"
@@ -520,6 +523,8 @@ def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) ->
             "its 50 ms is a sleep on a busy event loop, so no client reaches the ideal.",
             "",
         ]
+    if data.get("throttled"):
+        lines += throttled_markdown(data["throttled"])
     su = data.get("startup")
     if su:
         lines += [
@@ -590,9 +595,14 @@ def plot(overhead: dict[str, Any], results: Path) -> None:
     plt.close(fig)
 
 
+def scenario_throttled_here(quick: bool) -> dict[str, Any]:
+    return scenario_throttled(quick, emulator_server, emulator_stats, KEY)
+
+
 SCENARIOS = {
     "overhead": scenario_overhead,
     "rate_limited": scenario_rate_limited,
+    "throttled": scenario_throttled_here,
     "scale": scenario_scale,
     "startup": scenario_startup,
     "emulator": scenario_emulator,

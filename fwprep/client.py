@@ -274,11 +274,16 @@ class FireworksClient:
         status = response.status
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s -> %d", request.method, request.path, status)
+        verdict = classify_response(status, response.headers, response.body, self.retry)
         if status == 429:
+            pause = getattr(self.limiter, "pause", None)
+            if pause is not None and verdict.retry_after:
+                # Every request of the client waits, not just this one (but no
+                # longer than the policy obeys: a longer wait fails the item).
+                pause(min(verdict.retry_after, self.retry.max_retry_after))
             self.limiter.on_throttle(sent_at)
         else:
             self.limiter.on_success(sent_at)
-        verdict = classify_response(status, response.headers, response.body, self.retry)
         return _Attempt(status, response.body, verdict, sent_at)
 
     def _throttled_for(self, sent: _Attempt) -> float:

@@ -1,13 +1,23 @@
-"""Rate limiting: a smooth fixed rate, or one that adapts to the server's 429s.
+"""Rate limiting: a smooth fixed rate, or one that finds the account's limit from its 429s.
 
 Both limiters share one interface: ``await limiter.acquire()`` before a
-request is sent (it returns the send time), then ``limiter.on_success(sent_at)`` or
-``limiter.on_throttle(sent_at)`` when the answer arrives. Concurrency is not
-limited here but by the client, before :meth:`acquire` is called.
+request is sent (it returns the send time), then ``limiter.on_success(sent_at)``
+or ``limiter.on_throttle(sent_at)`` when the answer arrives, and
+``limiter.pause(seconds)`` when a 429 carries ``Retry-After``.
+Concurrency is not limited here but by the client, before :meth:`acquire`
+is called.
+
+Both pace requests one after another, in the order they asked, and both
+obey a server's ``Retry-After``: a 429 that carries one pauses *every*
+request of the limiter until then, and when the pause ends requests resume
+at the limiter's pace, not all at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+from collections import deque
 from typing import Protocol
 
 from fwprep._clock import SYSTEM_CLOCK, Clock
@@ -15,9 +25,17 @@ from fwprep.errors import InputError
 
 __all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 
+_RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
+
 
 class RateLimiter(Protocol):
-    """What the client needs from a rate limiter."""
+    """What the client needs from a rate limiter.
+
+    A limiter may also define ``pause(seconds)``: the client then calls it
+    with the server's ``Retry-After`` on a 429, before ``on_throttle``, so
+    that every request waits, not only the throttled one. Both of fwprep's
+    limiters do.
+    """
 
     async def acquire(self) -> float:
         """Wait until one request may be sent; return the monotonic send time."""
@@ -32,167 +50,282 @@ class RateLimiter(Protocol):
         ...
 
 
-class FixedRateLimiter:
+class _Pacer:
+    """Requests leave one at a time, ``_interval()`` apart and never during a pause.
+
+    Waiters queue in arrival order; the one at the head sleeps until its send
+    time and then hands the head to the next, so a change of pace (a new
+    rate, a pause) reaches the very next request: the head is woken to
+    recompute its time, and the rest wait behind it.
+    """
+
+    def __init__(self, clock: Clock | None) -> None:
+        self._clock = clock or SYSTEM_CLOCK
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._last_sent = -math.inf
+        self._paused_until = -math.inf
+        self._wake: asyncio.Future[None] | None = None
+
+    def _interval(self) -> float:
+        raise NotImplementedError
+
+    def _due(self) -> float:
+        return max(self._last_sent + self._interval(), self._paused_until)
+
+    @property
+    def paused_until(self) -> float:
+        """The monotonic time a server's ``Retry-After`` pauses requests until (past: none)."""
+        return self._paused_until
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` from now (a server's ``Retry-After``).
+
+        Every request waiting for its turn waits until then; afterwards they
+        leave at the limiter's pace again, one after another.
+        """
+        self._paused_until = max(self._paused_until, self._clock.now() + seconds)
+        self._changed()
+
+    def _changed(self) -> None:
+        """The pace changed: wake the head waiter to recompute its send time."""
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def acquire(self) -> float:
+        """Wait for this request's turn at the current pace; return the time it was sent."""
+        now = self._clock.now()
+        if not self._waiters and now + _RESOLUTION >= self._due():
+            self._last_sent = now
+            self._waited(False)
+            return now
+        me = asyncio.get_running_loop().create_future()
+        self._waiters.append(me)
+        try:
+            if self._waiters[0] is not me:
+                await me  # the request ahead hands the head over when it leaves
+            while (due := self._due()) > (now := self._clock.now()) + _RESOLUTION:
+                await self._nap(due - now)
+        finally:
+            self._leave(me)
+        # Keep to the schedule (a late wake-up does not push every later slot
+        # back) without letting a long stall turn into a burst.
+        self._last_sent = max(due, now - self._interval())
+        self._waited(True)
+        return now
+
+    def _waited(self, waited: bool) -> None:
+        """Hook: whether the request just sent had to wait for the pace."""
+
+    async def _nap(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._wake = loop.create_future()
+        nap = loop.create_task(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait((nap, self._wake), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            self._wake = None
+
+    def _leave(self, me: asyncio.Future[None]) -> None:
+        head = bool(self._waiters) and self._waiters[0] is me
+        if head:
+            self._waiters.popleft()
+        else:
+            self._waiters.remove(me)
+        if head and self._waiters and not self._waiters[0].done():
+            self._waiters[0].set_result(None)
+
+
+class FixedRateLimiter(_Pacer):
     """Send at most ``rate`` requests a second, evenly spaced.
 
-    Each :meth:`acquire` reserves the next free slot on a schedule spaced
-    ``1 / rate`` seconds apart and sleeps until it comes, so the limit holds
-    over every window, with no burst above it after an idle spell (a
-    bucket of depth one). Waiters are served in the order they arrived.
+    Requests leave ``1 / rate`` seconds apart, in the order they asked, so
+    the limit holds over every window, with no burst above it after an idle
+    spell (a bucket of depth one). A 429 with ``Retry-After`` pauses every
+    request until then; the rate itself never changes.
 
     Args:
         rate: requests per second, > 0. ``FixedRateLimiter(100)`` sends one
-            request every 10 ms at most.
+            request every 10 ms at most; ``FixedRateLimiter(600 / 60)`` is
+            600 requests a minute.
         clock: where it reads the time and sleeps (default: the real clock).
     """
 
     def __init__(self, rate: float, *, clock: Clock | None = None) -> None:
-        if not rate > 0:
+        if not rate > 0 or not math.isfinite(rate):
             raise InputError(f"rate must be > 0 requests per second, got {rate!r}")
+        super().__init__(clock)
         self._rate = float(rate)
-        self._next = 0.0
-        self._clock = clock or SYSTEM_CLOCK
 
     @property
     def rate(self) -> float:
         """The limit, in requests per second."""
         return self._rate
 
-    def _reserve(self, now: float) -> float:
-        slot = max(now, self._next)
-        self._next = slot + 1.0 / self._rate
-        return slot
-
-    async def acquire(self) -> float:
-        """Wait for this request's slot; return the monotonic time it was sent at."""
-        slot = self._reserve(self._clock.now())
-        delay = slot - self._clock.now()
-        if delay > 0:
-            await self._clock.sleep(delay)
-        return self._clock.now()
+    def _interval(self) -> float:
+        return 1.0 / self._rate
 
     def on_success(self, sent_at: float) -> None:
         """A fixed rate does not change with the answers."""
 
     def on_throttle(self, sent_at: float) -> None:
-        """A fixed rate does not change with the answers."""
+        """A fixed rate does not change with the answers (a ``Retry-After`` pauses it)."""
 
 
-class AdaptiveRateLimiter:
-    """A send rate that finds the server's limit from the share of 429 answers.
+class AdaptiveRateLimiter(_Pacer):
+    """A send rate that finds the account's limit from its 429s, and then keeps under it.
 
-    It starts unlimited and judges the answers in windows (at least
-    ``window`` seconds and ``min_samples`` answers each):
+    An account's limit can be anything from 10 to 6,000 requests a minute,
+    shared with every other process using the account, so the limiter learns
+    it rather than being told:
 
-    - more than ``high_fraction`` of them 429: the rate is lowered to what
-      the server actually accepted in that window (its goodput), a little
-      under, but at most halved at a time;
-    - at most ``low_fraction`` of them 429: a limited rate grows by
-      ``growth`` (10% a window by default), probing for more;
-    - in between: the rate holds.
+    - **A cautious start.** It begins at ``initial_rate`` requests a second
+      and doubles on every answer that comes back clean while the rate was
+      holding requests back, so a fast account is reached in a few round
+      trips and a 10 requests/minute account sees one 429, not a storm.
+      The first 429 ends the start, halving the rate to the last one that
+      ran clean.
+    - **Cuts to what the server accepts.** Answers are judged in windows (at
+      least ``window`` seconds and ``min_samples`` answers; sooner for a slow
+      rate, once three 429s are the majority or three answers and two
+      seconds come back clean). Above ``high_fraction`` of 429s the rate is
+      cut to what the server accepted in the window, a little under, by at
+      least a tenth and at most half at a time. Answers to requests sent
+      before a change of rate are not judged again, so one burst causes one
+      cut: at most one a round trip.
+    - **Regrows slowly, then faster.** A window with at most
+      ``low_fraction`` of 429s, while the rate was holding requests back,
+      grows it by ``growth`` a second, faster after each clean window in a
+      row (room another process left is taken up in seconds); in between,
+      the rate holds. A thin stream of 429s that has nothing to do with
+      this client's rate (another tool's burst, a proxy) does not drag it
+      down.
+    - **In flight follows the rate.** Requests are paced one after another,
+      so at 10 requests a minute there is about one in flight whatever the
+      client's concurrency.
 
-    So the client settles just under the account's limit with few 429s, and
-    goodput stays close to the limit itself. Unlike a controller that cuts on
-    every 429 (TCP-style AIMD), a thin stream of 429s that has nothing to do
-    with the client's rate (a busy shard, a proxy) does not drag the rate
-    down. Answers to requests sent before the last change of rate are not
-    counted, so one burst is never judged twice.
+    With several processes on one account each finds a share: they all see
+    the account's 429s and cut to what each was accepted. The shares are not
+    equal (nothing pulls them together), but none starves for long: a
+    process whose neighbours finish regrows into their room.
 
     Args:
+        initial_rate: requests per second at the start.
         high_fraction: share of 429s above which the rate is cut.
-        low_fraction: share of 429s at or below which a limited rate grows.
-        growth: the factor a limited rate grows by after a clean window.
+        low_fraction: share of 429s at or below which the rate grows.
+        growth: the factor the rate grows by after a clean window.
         window: the shortest window, in seconds.
         min_samples: the fewest answers a window is judged on.
-        min_rate: the floor, in requests per second.
+        min_rate: the floor, in requests per second (default: 1 a minute).
         clock: where it reads the time and sleeps (default: the real clock).
     """
 
     def __init__(
         self,
         *,
-        high_fraction: float = 0.2,
-        low_fraction: float = 0.05,
+        initial_rate: float = 10.0,
+        high_fraction: float = 0.1,
+        low_fraction: float = 0.02,
         growth: float = 1.1,
         window: float = 0.25,
         min_samples: int = 10,
-        min_rate: float = 0.1,
+        min_rate: float = 1 / 60,
         clock: Clock | None = None,
     ) -> None:
         if not 0 <= low_fraction <= high_fraction < 1:
             raise InputError("need 0 <= low_fraction <= high_fraction < 1")
-        if growth < 1 or window <= 0 or min_samples < 1 or min_rate <= 0:
-            raise InputError("need growth >= 1, window > 0, min_samples >= 1 and min_rate > 0")
-        self._clock = clock or SYSTEM_CLOCK
+        if growth < 1 or window <= 0 or min_samples < 1 or not 0 < min_rate <= initial_rate:
+            raise InputError(
+                "need growth >= 1, window > 0, min_samples >= 1 and 0 < min_rate <= initial_rate"
+            )
+        super().__init__(clock)
         self._high = high_fraction
         self._low = low_fraction
         self._growth = growth
         self._window = window
         self._min_samples = min_samples
         self._min_rate = min_rate
-        self._rate: float | None = None
-        self._next = 0.0
-        self._changed_at = -1.0
+        self._rate = float(initial_rate)
+        self._starting = True
+        self._held_back = False
+        self._changed_at = -math.inf
         self._window_start: float | None = None
         self._answers = 0
         self._throttled = 0
+        self._clean_windows = 0
         self.throttles = 0
 
     @property
-    def rate(self) -> float | None:
-        """The current limit in requests per second, ``None`` while unlimited."""
+    def rate(self) -> float:
+        """The current rate, in requests per second."""
         return self._rate
 
-    async def acquire(self) -> float:
-        """Wait for this request's slot under the current rate; return the send time."""
-        now = self._clock.now()
-        if self._rate is not None:
-            slot = max(now, self._next)
-            self._next = slot + 1.0 / self._rate
-            delay = slot - now
-            if delay > 0:
-                await self._clock.sleep(delay)
-                now = self._clock.now()
-        return now
+    @property
+    def starting(self) -> bool:
+        """Whether it is still in its cautious start (no 429 seen yet)."""
+        return self._starting
+
+    def _interval(self) -> float:
+        return 1.0 / self._rate
+
+    def _waited(self, waited: bool) -> None:
+        self._held_back = self._held_back or waited
 
     def on_success(self, sent_at: float) -> None:
         """Count an answer that was not a 429."""
         self._record(sent_at, throttled=False)
 
     def on_throttle(self, sent_at: float) -> None:
-        """Count a 429 answer."""
+        """Count a 429."""
         self.throttles += 1
         self._record(sent_at, throttled=True)
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
         if sent_at < self._changed_at:
             return  # sent under the previous rate: already judged
+        now = self._clock.now()
+        if self._starting:
+            if throttled:
+                self._starting = False
+                self._set_rate(self._rate / 2, now)
+            elif self._held_back:
+                self._set_rate(self._rate * 2, now)
+            return
         if self._window_start is None:
             self._window_start = sent_at  # a window opens with its first request
         self._answers += 1
         self._throttled += throttled
-        now = self._clock.now()
-        elapsed = now - self._window_start
-        if self._answers < self._min_samples or elapsed < self._window:
-            return
         share = self._throttled / self._answers
+        elapsed = now - self._window_start
+        full = self._answers >= self._min_samples and elapsed >= self._window
+        # Two ways to judge sooner, for slow rates whose windows would last
+        # minutes: a clear majority of 429s, or a spell of nothing but
+        # successes. A few answers with one 429 among them are not judged,
+        # so a slow process is not cut more often than a fast one.
+        flooded = self._throttled >= 3 and share > 0.5
+        clean = self._throttled == 0 and self._answers >= 3 and elapsed >= 2.0
+        if full or flooded or clean:
+            self._judge(share, elapsed, now)
+            self._window_start = None
+            self._answers = self._throttled = 0
+
+    def _judge(self, share: float, elapsed: float, now: float) -> None:
+        """Cut, grow or hold, on a window's share of 429s."""
         if share > self._high:
-            goodput = (self._answers - self._throttled) / elapsed
-            # Never below half the rate sent: when workers sit out a backoff, the
-            # goodput understates what the server would take.
-            sent = self._answers / elapsed
-            target = max(self._min_rate, 0.95 * max(goodput, sent / 2))
-            if self._rate is None or target < self._rate:
-                self._set_rate(target, now)
-            # else: the server took all the current rate allows; these 429s
-            # came from requests booked under an earlier, higher rate.
-        elif share <= self._low and self._rate is not None:
-            self._set_rate(self._rate * self._growth, now)
-        self._window_start = None
-        self._answers = 0
-        self._throttled = 0
+            self._clean_windows = 0
+            accepted = (self._answers - self._throttled + 0.5) / max(elapsed, 1e-3)
+            self._set_rate(max(self._rate / 2, min(self._rate * 0.9, 0.97 * accepted)), now)
+        elif share <= self._low and self._held_back:
+            # Clean window after clean window, the rate grows faster, so room
+            # another process left is taken up in seconds. Growth is per
+            # second (at most 1.5x a window), so a slow rate whose windows
+            # last minutes regrows as fast in time as a quick one.
+            self._clean_windows += 1
+            step = (self._growth - 1) * 2 ** min(self._clean_windows - 1, 4)
+            self._set_rate(self._rate * min(1.5, (1 + step) ** max(elapsed, 1.0)), now)
 
     def _set_rate(self, rate: float, now: float) -> None:
-        # Slots already handed out stay booked; the new spacing starts after them.
-        self._rate = rate
+        self._rate = max(self._min_rate, rate)
         self._changed_at = now
+        self._held_back = False
+        self._changed()

@@ -163,7 +163,9 @@ class RetryPolicy:
     fails at once with the wait in its message, instead of holding a worker.
 
     A 429 means "slow down", not "failed": a throttled attempt does not
-    count toward ``max_attempts`` and costs the retry budget nothing. A
+    count toward ``max_attempts``, costs the retry budget nothing and, with
+    no ``Retry-After``, goes back in line at once (the client's rate limiter
+    is what slows down, for every request). A
     request fails for throttling only when the server asks for a wait longer
     than ``max_retry_after``, or when the client has been throttled for
     ``throttle_timeout`` seconds with none of its requests succeeding.
@@ -228,9 +230,11 @@ class RetryPolicy:
         - a 429 after :attr:`throttle_timeout` of throttling: stop, saying so;
         - ``max_attempts`` reached, 429s not counted: stop, saying after how many;
         - otherwise retry, after the server's ``Retry-After`` when it sent
-          one, else after :meth:`backoff`. A retry after a 429 charges the
-          retry budget nothing (the rate limiter paces it); one after a
-          request that may have arrived charges the timeout cost.
+          one, else after :meth:`backoff`; a 429 without ``Retry-After`` is
+          retried with no wait of its own, since the rate limiter slows
+          every request down. A retry after a 429 charges the retry budget
+          nothing; one after a request that may have arrived charges the
+          timeout cost.
         """
         retry_after: float | None = None
         if isinstance(result, TransportError):
@@ -274,8 +278,9 @@ class RetryPolicy:
                 f"(throttle_timeout={self.throttle_timeout:g} s)"
             )
             return Step(False, with_note(error, note))
-        wait = self.backoff(max(throttled, 1), rng) if retry_after is None else retry_after
-        return Step(True, error, wait, Charge.NONE)
+        # Without Retry-After the rate limiter slows every request down: the
+        # throttled one goes back in line at once, with no wait of its own.
+        return Step(True, error, retry_after or 0.0, Charge.NONE)
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based), jitter included."""

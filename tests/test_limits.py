@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from simulated import LoopClock, run_virtual
 from support import FakeClock
 
 from fwprep import AdaptiveRateLimiter, FixedRateLimiter
@@ -11,133 +14,231 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def test_token_bucket_spaces_slots_evenly_with_no_burst_after_idle(clock: FakeClock) -> None:
-    bucket = FixedRateLimiter(4.0, clock=clock)
-    slots = [bucket._reserve(clock.t) for _ in range(5)]
-    assert slots == [1000.0, 1000.25, 1000.5, 1000.75, 1001.0]
-    clock.t = 2000.0  # a long idle spell earns no burst
-    assert [bucket._reserve(clock.t) for _ in range(3)] == [2000.0, 2000.25, 2000.5]
+async def send_times(limiter: FixedRateLimiter | AdaptiveRateLimiter, count: int) -> list[float]:
+    """``count`` requests asking at once; the times they were let go, in order."""
+    return list(await asyncio.gather(*(limiter.acquire() for _ in range(count))))
 
 
-def test_token_bucket_rejects_a_non_positive_rate() -> None:
-    with pytest.raises(ValueError, match="rate must be > 0"):
-        FixedRateLimiter(0)
+# -- the fixed rate ---------------------------------------------------------------
 
 
-async def test_token_bucket_acquire_waits_for_its_slot(clock: FakeClock) -> None:
-    bucket = FixedRateLimiter(10.0, clock=clock)
-    sent = [await bucket.acquire() for _ in range(4)]
+def test_a_fixed_rate_spaces_requests_evenly_in_the_order_they_asked() -> None:
+    async def main() -> list[float]:
+        return await send_times(FixedRateLimiter(4.0, clock=LoopClock()), 5)
+
+    assert run_virtual(main()) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+def test_a_fixed_rate_earns_no_burst_after_an_idle_spell() -> None:
+    async def main() -> list[float]:
+        limiter = FixedRateLimiter(4.0, clock=LoopClock())
+        await limiter.acquire()
+        await asyncio.sleep(100)
+        return await send_times(limiter, 3)
+
+    assert run_virtual(main()) == pytest.approx([100.0, 100.25, 100.5])
+
+
+async def test_a_fixed_rate_waits_on_the_injected_clock(clock: FakeClock) -> None:
+    limiter = FixedRateLimiter(10.0, clock=clock)
+    sent = [await limiter.acquire() for _ in range(4)]
     assert sent == pytest.approx([1000.0, 1000.1, 1000.2, 1000.3])
     assert clock.slept == pytest.approx([0.1, 0.1, 0.1])
 
 
-def feed(
+@pytest.mark.parametrize("rate", [0, -1, float("nan"), float("inf")])
+def test_a_fixed_rate_must_be_a_positive_number(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        FixedRateLimiter(rate)
+
+
+# -- pauses (Retry-After) ---------------------------------------------------------
+
+
+def test_a_pause_holds_every_waiting_request_then_they_resume_at_the_rate() -> None:
+    async def main() -> list[float]:
+        limiter = FixedRateLimiter(10.0, clock=LoopClock())
+        waiting = asyncio.gather(*(limiter.acquire() for _ in range(4)))
+        await asyncio.sleep(0.15)  # two have left (0.0, 0.1); a 429 says "wait 5 s"
+        limiter.pause(5.0)
+        return list(await waiting)
+
+    assert run_virtual(main()) == pytest.approx([0.0, 0.1, 5.15, 5.25])
+
+
+def test_a_shorter_pause_does_not_end_a_longer_one() -> None:
+    async def main() -> float:
+        limiter = FixedRateLimiter(10.0, clock=LoopClock())
+        limiter.pause(3.0)
+        limiter.pause(1.0)
+        return await limiter.acquire()
+
+    assert run_virtual(main()) == pytest.approx(3.0)
+
+
+def test_a_cancelled_waiter_does_not_hold_up_the_ones_behind_it() -> None:
+    async def main() -> list[float]:
+        limiter = FixedRateLimiter(1.0, clock=LoopClock())
+        await limiter.acquire()
+        head = asyncio.ensure_future(limiter.acquire())  # due at 1.0
+        middle = asyncio.ensure_future(limiter.acquire())
+        tail = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.5)
+        head.cancel()
+        middle.cancel()
+        return [await tail]
+
+    assert run_virtual(main()) == pytest.approx([1.0])
+
+
+# -- the adaptive rate ------------------------------------------------------------
+
+
+def answer(limiter: AdaptiveRateLimiter, clock: FakeClock, sent_at: float, *, ok: bool) -> None:
+    """An answer arriving now to a request sent at ``sent_at``."""
+    if ok:
+        limiter.on_success(sent_at)
+    else:
+        limiter.on_throttle(sent_at)
+
+
+def test_the_start_is_cautious_and_doubles_while_the_rate_holds_requests_back() -> None:
+    async def main() -> tuple[list[float], float]:
+        limiter = AdaptiveRateLimiter(initial_rate=2.0, clock=LoopClock())
+        first = await send_times(limiter, 3)
+        for sent in first:
+            limiter.on_success(sent)  # three clean answers to requests that waited
+        return first, limiter.rate
+
+    first, rate = run_virtual(main())
+    assert first == pytest.approx([0.0, 0.5, 1.0])  # 2 a second, not all at once
+    # The first answer (to a request sent before any change) doubles the rate
+    # once; the other two were sent before that change and are not judged again.
+    assert rate == 4.0
+
+
+def test_a_rate_that_holds_nothing_back_does_not_grow(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(initial_rate=2.0, clock=clock)
+    for _ in range(5):
+        sent = clock.t
+        clock.t += 10  # one request every 10 s: the 2/s pace never binds
+        limiter.on_success(sent)
+    assert limiter.rate == 2.0
+    assert limiter.starting
+
+
+async def test_the_first_429_ends_the_start_at_half_the_rate(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(initial_rate=8.0, clock=clock)
+    sent = await limiter.acquire()
+    limiter.on_throttle(sent)
+    assert (limiter.rate, limiter.starting) == (4.0, False)
+
+
+def steady(clock: FakeClock, rate: float = 40.0, **options: float) -> AdaptiveRateLimiter:
+    """A limiter past its start, at ``rate``."""
+    limiter = AdaptiveRateLimiter(initial_rate=2 * rate, clock=clock, **options)  # type: ignore[arg-type]
+    limiter.on_throttle(clock.t - 1)
+    assert limiter.rate == rate
+    return limiter
+
+
+def window(
     limiter: AdaptiveRateLimiter, clock: FakeClock, oks: int, throttles: int, span: float
 ) -> None:
-    """One window: answers evenly spread over ``span`` seconds, 429s mixed evenly among them.
-
-    The first request is sent at the window's start; each answer comes as the
-    next request leaves.
-    """
+    """Answers evenly spread over ``span`` seconds, 429s mixed evenly among them."""
     total = oks + throttles
-    step = span / total
     start = clock.t
     for i in range(total):
-        clock.t = start + step * (i + 1)
-        sent_at = start + step * i
-        if (i + 1) * throttles // total > i * throttles // total:
-            limiter.on_throttle(sent_at=sent_at)
-        else:
-            limiter.on_success(sent_at=sent_at)
+        clock.t = start + span * (i + 1) / total
+        answer(
+            limiter,
+            clock,
+            start + span * i / total,
+            ok=(i + 1) * throttles // total == i * throttles // total,
+        )
 
 
-def test_adaptive_starts_unlimited_and_sets_the_rate_to_the_goodput(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=1.0)
-    assert limiter.rate is None
-    feed(limiter, clock, oks=35, throttles=25, span=1.0)  # the server took 35/s
-    assert limiter.rate == pytest.approx(35 * 0.95)
-    assert limiter.throttles == 25
+def test_too_many_429s_cut_the_rate_to_what_the_server_accepted(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=40.0, window=1.0)
+    window(limiter, clock, oks=25, throttles=15, span=1.0)  # the server took 25 of 40 a second
+    assert limiter.rate == pytest.approx(0.97 * 25.5)
 
 
-def test_one_window_at_most_halves_the_rate_sent(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=1.0)
-    feed(limiter, clock, oks=10, throttles=90, span=1.0)  # sent 100/s, 10/s accepted
-    assert limiter.rate == pytest.approx(50 * 0.95)
-    feed(limiter, clock, oks=2, throttles=45, span=1.0)  # sent 47/s, 2/s accepted
-    assert limiter.rate == pytest.approx(23.5 * 0.95)
+def test_one_cut_is_at_least_a_tenth_and_at_most_a_half(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=40.0, window=1.0)
+    window(limiter, clock, oks=38, throttles=6, span=1.0)  # 14% 429s, 38/s accepted
+    assert limiter.rate == pytest.approx(36.0)
+    limiter = steady(clock, rate=40.0, window=1.0)
+    window(limiter, clock, oks=1, throttles=3, span=0.1)  # 20/s accepted: judged at once
+    assert limiter.rate == pytest.approx(20.0)
 
 
-def test_a_thin_stream_of_429s_does_not_limit(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=0.5)
+def test_a_flood_of_429s_is_judged_before_the_window_is_full(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=1.0, min_samples=10)
+    window(limiter, clock, oks=0, throttles=3, span=3.0)  # 3 answers, all 429: at 1/s, not 10 s
+    assert limiter.rate == pytest.approx(0.5)
+
+
+def test_a_thin_stream_of_429s_does_not_cut(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=40.0, window=0.5)
     for _ in range(20):
-        feed(limiter, clock, oks=90, throttles=10, span=0.5)
-    assert limiter.rate is None
+        window(limiter, clock, oks=19, throttles=1, span=0.5)
+    assert limiter.rate == 40.0
 
 
-def test_a_limited_rate_holds_in_the_band_and_grows_when_clean(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=1.0)
-    feed(limiter, clock, oks=50, throttles=50, span=1.0)
-    assert limiter.rate == pytest.approx(47.5)  # 95% of the 50/s accepted
-    clock.t += 1
-    feed(limiter, clock, oks=90, throttles=10, span=1.0)  # 10%: hold
-    assert limiter.rate == pytest.approx(47.5)
-    feed(limiter, clock, oks=100, throttles=0, span=1.0)  # clean: grow 10%
-    assert limiter.rate == pytest.approx(47.5 * 1.1)
+def test_429s_among_a_few_slow_answers_are_not_judged_early(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=0.5, min_samples=10)
+    window(limiter, clock, oks=2, throttles=1, span=6.0)  # 1 in 3: too few answers to tell
+    assert limiter.rate == 0.5
 
 
-def test_answers_to_requests_sent_before_a_change_are_not_counted(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=1.0)
-    feed(limiter, clock, oks=10, throttles=90, span=1.0)
+def test_clean_windows_grow_the_rate_faster_and_faster_when_it_binds(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=40.0, window=1.0)
+    rates = []
+    for _ in range(3):
+        limiter._waited(True)  # requests were held back by the pace
+        window(limiter, clock, oks=40, throttles=0, span=1.0)
+        rates.append(limiter.rate)
+    assert rates == pytest.approx([44.0, 44.0 * 1.2, 44.0 * 1.2 * 1.4])
+
+
+def test_a_slow_rate_grows_per_second_not_per_window(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=0.5)
+    limiter._waited(True)
+    window(limiter, clock, oks=3, throttles=0, span=6.0)  # 3 clean answers in 6 s
+    assert limiter.rate == pytest.approx(0.5 * 1.5)  # 1.1 ** 6, capped at 1.5 a window
+
+
+def test_answers_to_requests_sent_before_a_cut_are_not_judged_again(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=40.0, window=1.0)
+    before = clock.t
+    window(limiter, clock, oks=0, throttles=40, span=1.0)
     rate = limiter.rate
-    assert rate is not None
-    before_change = clock.t - 0.5
-    for _ in range(200):  # the tail of the same burst
-        clock.t += 0.01
-        limiter.on_throttle(sent_at=before_change)
+    for _ in range(100):
+        limiter.on_throttle(before)  # the rest of that burst coming back
     assert limiter.rate == rate
-    assert limiter.throttles == 290
-
-
-def test_a_window_opens_with_its_first_request_not_at_construction(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=1.0)
-    clock.t += 3600  # an idle hour before the first request must not dilute the goodput
-    feed(limiter, clock, oks=60, throttles=40, span=1.0)
-    assert limiter.rate == pytest.approx(60 * 0.95)
-
-
-def test_429s_the_current_rate_cannot_explain_do_not_lower_it(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=1.0)
-    feed(limiter, clock, oks=10, throttles=10, span=1.0)
-    assert limiter.rate == pytest.approx(9.5)
-    clock.t += 1
-    feed(limiter, clock, oks=40, throttles=60, span=1.0)  # accepted 40/s > 9.5/s
-    assert limiter.rate == pytest.approx(9.5)
+    assert limiter.throttles == 141
 
 
 def test_the_rate_never_falls_below_the_floor(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=1.0, min_rate=12.0)
-    feed(limiter, clock, oks=0, throttles=20, span=1.0)  # would be 9.5/s
+    limiter = steady(clock, rate=20.0, window=1.0, min_rate=12.0)
+    for _ in range(5):
+        window(limiter, clock, oks=0, throttles=20, span=1.0)
     assert limiter.rate == 12.0
-
-
-def test_small_or_short_windows_are_not_judged(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(clock=clock, window=1.0, min_samples=10)
-    feed(limiter, clock, oks=0, throttles=9, span=5.0)  # too few answers
-    assert limiter.rate is None
-    fresh = AdaptiveRateLimiter(clock=clock, window=1.0, min_samples=10)
-    feed(fresh, clock, oks=0, throttles=50, span=0.1)  # many answers, but not yet 1 s
-    assert fresh.rate is None
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
+        {"high_fraction": 0.01, "low_fraction": 0.5},
         {"high_fraction": 1.0},
-        {"low_fraction": 0.5, "high_fraction": 0.2},
         {"growth": 0.9},
-        {"min_rate": 0.0},
+        {"window": 0},
+        {"min_samples": 0},
+        {"min_rate": 0},
+        {"min_rate": 20.0, "initial_rate": 10.0},
     ],
 )
 def test_adaptive_rejects_nonsense(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011
+    with pytest.raises(ValueError, match="need"):
         AdaptiveRateLimiter(**kwargs)  # type: ignore[arg-type]

@@ -120,7 +120,7 @@ POLICY = RetryPolicy(max_attempts=3, initial_backoff=1.0, max_backoff=8.0, jitte
         (1, DOWN, True, 1.0, Charge.RETRY, None),
         (2, DOWN, True, 2.0, Charge.RETRY, None),
         (3, DOWN, False, 0.0, Charge.NONE, "gave up after 3 attempts"),
-        (1, THROTTLED, True, 1.0, Charge.NONE, None),
+        (1, THROTTLED, True, 0.0, Charge.NONE, None),  # back in line: the limiter slows down
         (1, THROTTLED_7S, True, 7.0, Charge.NONE, None),
         (1, THROTTLED_2M, False, 0.0, Charge.NONE, "longer than max_retry_after=60 s"),
         (1, RESET, True, 1.0, Charge.TIMEOUT, None),
@@ -175,7 +175,7 @@ def test_set_testing_works_as_a_context_manager(real_waits: None) -> None:
 @pytest.mark.parametrize(
     ("attempt", "result", "throttled", "throttled_for", "retry", "wait", "note"),
     [
-        (10, THROTTLED, 10, 60.0, True, 8.0, None),  # 429s never exhaust max_attempts
+        (10, THROTTLED, 10, 60.0, True, 0.0, None),  # 429s never exhaust max_attempts
         (40, THROTTLED_7S, 40, 600.0, True, 7.0, None),
         (5, DOWN, 3, 0.0, True, 2.0, None),  # 2 counted attempts of 3
         (6, DOWN, 3, 0.0, False, 0.0, "gave up after 3 attempts"),

@@ -1,0 +1,189 @@
+"""Simulated accounts: several clients against one rate limit, on virtual time.
+
+An event loop whose clock jumps to the next timer whenever nothing is ready
+(:class:`VirtualTimeLoop`) runs real :class:`~fwprep.FireworksClient`
+instances against an in-memory account (:class:`Account`): a token bucket
+shared by every client, an answer latency, and 429s with or without
+``Retry-After``. Ten minutes of a 10 requests/minute account take a fraction
+of a second, and the outcome is the same on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import selectors
+from collections import Counter
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import attrs
+
+from fwprep import FireworksClient, Request, Response
+
+T = TypeVar("T")
+
+
+class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    loop: VirtualTimeLoop
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        events: list[Any] = super().select(0)
+        if events or timeout is None or timeout <= 0:
+            return events
+        self.loop.virtual_now += timeout  # nothing to do until the next timer: jump to it
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop on virtual time: idle waits take no real time.
+
+    Only for code that does no real I/O (a scripted transport): a socket
+    read would see time jump past its timeout.
+    """
+
+    def __init__(self) -> None:
+        self.virtual_now = 0.0
+        selector = _JumpingSelector()
+        selector.loop = self
+        super().__init__(selector)
+
+    def time(self) -> float:
+        return self.virtual_now
+
+
+def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to the end on a fresh :class:`VirtualTimeLoop`."""
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+class LoopClock:
+    """A :class:`fwprep.Clock` reading the running loop's (virtual) time."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0.0))
+
+
+@attrs.define
+class Account:
+    """One account's request budget: a token bucket every client draws on.
+
+    Attributes:
+        rpm: the limit in requests a minute.
+        retry_after: whether 429s carry ``Retry-After`` (whole seconds until
+            a token is there, as the emulator sends it).
+        depth: the bucket's depth; default one second's worth (at least 1).
+        latency: seconds from a request to its answer.
+    """
+
+    rpm: float
+    retry_after: bool = False
+    depth: float | None = None
+    latency: float = 0.05
+    tokens: float = attrs.field(init=False)
+    stamp: float = 0.0
+    answers: Counter[tuple[int, int]] = attrs.field(factory=Counter)
+    log: list[tuple[float, int]] = attrs.field(factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self.depth = self.depth if self.depth is not None else max(1.0, self.rpm / 60)
+        self.tokens = self.depth
+
+    def _take(self, now: float) -> float:
+        assert self.depth is not None
+        rate = self.rpm / 60
+        self.tokens = min(self.depth, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / rate
+
+    def transport(self, client_id: int) -> Any:
+        """The transport of client number ``client_id``: every answer is counted per client."""
+
+        async def send(request: Request) -> Response:
+            loop = asyncio.get_running_loop()
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            await asyncio.sleep(self.latency / 2)
+            wait = self._take(loop.time())
+            await asyncio.sleep(self.latency / 2)
+            self.in_flight -= 1
+            status = 200 if wait == 0 else 429
+            self.answers[client_id, status] += 1
+            self.log.append((loop.time(), status))
+            if status == 200:
+                return Response(200, {}, b"{}")
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.retry_after else {}
+            return Response(429, headers, b'{"code": 8, "message": "rate limit exceeded"}')
+
+        return send
+
+    def count(self, status: int) -> int:
+        """Answers with ``status``, all clients together."""
+        return sum(n for (_, s), n in self.answers.items() if s == status)
+
+
+@attrs.frozen
+class Run:
+    """What one simulated bulk job did."""
+
+    wall: float
+    ideal: float
+    ok: int
+    failed: int
+    throttled: int
+    late_throttled: int
+    requests: int
+    per_client_ok: tuple[int, ...]
+
+    @property
+    def ratio(self) -> float:
+        """Wall time over the ideal (items / limit)."""
+        return self.wall / self.ideal
+
+    @property
+    def late_429_share(self) -> float:
+        """The share of 429s among requests after the first 10 s (the limiter's start)."""
+        return self.late_throttled / max(1, self.requests)
+
+
+async def bulk_job(account: Account, items: int, clients: int = 1, **client_options: Any) -> Run:
+    """Prepare ``items`` models split over ``clients`` clients (one a process) on ``account``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    outcomes: list[list[bool]] = [[] for _ in range(clients)]
+
+    async def one_client(k: int) -> None:
+        mine = [(f"accounts/a/models/m{i}", "FP8") for i in range(k, items, clients)]
+        client = FireworksClient(
+            "key", transport=account.transport(k), clock=LoopClock(), **client_options
+        )
+        async with client:
+            async for outcome in client.prepare_many(mine):
+                outcomes[k].append(outcome.ok)
+
+    await asyncio.gather(*(one_client(k) for k in range(clients)))
+    wall = loop.time() - start
+    late = [status for t, status in account.log if t - start > 10.0]
+    ok = sum(sum(o) for o in outcomes)
+    return Run(
+        wall=wall,
+        ideal=items / (account.rpm / 60),
+        ok=ok,
+        failed=sum(len(o) for o in outcomes) - ok,
+        throttled=account.count(429),
+        late_throttled=late.count(429),
+        requests=len(late),
+        per_client_ok=tuple(account.answers[k, 200] for k in range(clients)),
+    )

@@ -1,0 +1,80 @@
+"""Throttling slows a job down and never fails it: whole bulk jobs on simulated accounts.
+
+Each test runs real clients on virtual time (``simulated.py``) against one
+account's token bucket, so minutes of a 10 requests/minute account take a
+fraction of a second and every run is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from simulated import Account, LoopClock, bulk_job, run_virtual
+
+from fwprep import FireworksClient, Request, Response, RetryPolicy
+
+
+@pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
+def test_a_thin_account_fails_nothing_and_sees_no_storm(retry_after: bool) -> None:
+    account = Account(rpm=10, retry_after=retry_after)
+    run = run_virtual(bulk_job(account, items=20))
+    assert (run.ok, run.failed) == (20, 0)
+    # 16 slots, yet about one request in flight: the pace is what limits.
+    assert account.max_in_flight <= 2
+    assert run.throttled <= 30  # an unpaced start draws 15 at once, and ~100 in all
+    assert run.ratio <= 1.4
+
+
+@pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
+@pytest.mark.parametrize("rpm", [1200, 6000])
+def test_one_process_finds_the_limit_and_keeps_under_it(rpm: int, retry_after: bool) -> None:
+    account = Account(rpm=rpm, retry_after=retry_after)
+    run = run_virtual(bulk_job(account, items=rpm // 2))
+    assert (run.failed, run.ok) == (0, rpm // 2)
+    assert run.ratio <= 1.10
+    assert run.late_429_share < 0.10
+
+
+@pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
+@pytest.mark.parametrize("clients", [4, 8])
+def test_a_crowded_account_fails_nothing(clients: int, retry_after: bool) -> None:
+    account = Account(rpm=1200, retry_after=retry_after)
+    run = run_virtual(bulk_job(account, items=600, clients=clients))
+    assert (run.failed, run.ok) == (0, 600)
+    assert run.ratio <= 1.5
+    assert run.late_429_share < 0.15
+
+
+def test_429s_never_use_up_the_attempts() -> None:
+    account = Account(rpm=10)
+    run = run_virtual(bulk_job(account, items=6, retry=RetryPolicy(max_attempts=1)))
+    assert (run.ok, run.failed) == (6, 0)
+    assert run.throttled > 0
+
+
+def test_one_retry_after_pauses_every_request_of_the_client() -> None:
+    sent: list[float] = []
+
+    async def server(request: Request) -> Response:
+        now = asyncio.get_running_loop().time()
+        sent.append(now)
+        if len(sent) == 3:
+            return Response(429, {"Retry-After": "5"}, b'{"code": 8, "message": "slow down"}')
+        return Response(200, {}, b"{}")
+
+    async def main() -> None:
+        async with FireworksClient(
+            "key", transport=server, clock=LoopClock(), max_rps=10
+        ) as client:
+            items = [(f"accounts/a/models/m{i}", "fp8") for i in range(8)]
+            outcomes = [o async for o in client.prepare_many(items)]
+        assert all(o.ok for o in outcomes)
+
+    run_virtual(main())
+    assert sent[:3] == pytest.approx([0.0, 0.1, 0.2])
+    assert sent[3] == pytest.approx(5.2)  # nothing at all during the pause
+    gaps = [b - a for a, b in itertools.pairwise(sent[3:])]
+    assert gaps == pytest.approx([0.1] * 5)  # then the rate again, not a burst
+    assert len(sent) == 9
