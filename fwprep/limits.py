@@ -197,9 +197,9 @@ class AdaptiveRateLimiter(_Pacer):
       ``low_fraction`` of 429s, while the rate was holding requests back,
       grows it by ``growth`` a second, faster after each clean window in a
       row (room another process left is taken up in seconds); in between,
-      the rate holds. A thin stream of 429s that has nothing to do with
-      this client's rate (another tool's burst, a proxy) does not drag it
-      down.
+      the rate holds. A thin stream of 429s (up to ``high_fraction`` of the
+      answers) that has nothing to do with this client's rate, such as
+      another tool's burst or a proxy, does not drag it down.
     - **In flight follows the rate.** Requests are paced one after another,
       so at 10 requests a minute there is about one in flight whatever the
       client's concurrency.
