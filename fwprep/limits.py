@@ -51,7 +51,7 @@ class RateLimiter(Protocol):
 
 
 class _Pacer:
-    """Requests leave one at a time, ``_interval()`` apart and never during a pause.
+    """Requests leave one at a time, ``1 / rate`` seconds apart and never during a pause.
 
     Waiters queue in arrival order; the one at the head sleeps until its send
     time and then hands the head to the next, so a change of pace (a new
@@ -59,7 +59,8 @@ class _Pacer:
     recompute its time, and the rest wait behind it.
     """
 
-    def __init__(self, clock: Clock | None) -> None:
+    def __init__(self, rate: float, clock: Clock | None) -> None:
+        self._rate = float(rate)
         self._clock = clock or SYSTEM_CLOCK
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._last_sent = -math.inf
@@ -67,7 +68,7 @@ class _Pacer:
         self._wake: asyncio.Future[None] | None = None
 
     def _interval(self) -> float:
-        raise NotImplementedError
+        return 1.0 / self._rate
 
     def _due(self) -> float:
         return max(self._last_sent + self._interval(), self._paused_until)
@@ -154,16 +155,12 @@ class FixedRateLimiter(_Pacer):
     def __init__(self, rate: float, *, clock: Clock | None = None) -> None:
         if not rate > 0 or not math.isfinite(rate):
             raise InputError(f"rate must be > 0 requests per second, got {rate!r}")
-        super().__init__(clock)
-        self._rate = float(rate)
+        super().__init__(rate, clock)
 
     @property
     def rate(self) -> float:
         """The limit, in requests per second."""
         return self._rate
-
-    def _interval(self) -> float:
-        return 1.0 / self._rate
 
     def on_success(self, sent_at: float) -> None:
         """A fixed rate does not change with the answers."""
@@ -238,14 +235,13 @@ class AdaptiveRateLimiter(_Pacer):
             raise InputError(
                 "need growth >= 1, window > 0, min_samples >= 1 and 0 < min_rate <= initial_rate"
             )
-        super().__init__(clock)
+        super().__init__(initial_rate, clock)
         self._high = high_fraction
         self._low = low_fraction
         self._growth = growth
         self._window = window
         self._min_samples = min_samples
         self._min_rate = min_rate
-        self._rate = float(initial_rate)
         self._starting = True
         self._held_back = False
         self._changed_at = -math.inf
@@ -264,9 +260,6 @@ class AdaptiveRateLimiter(_Pacer):
     def starting(self) -> bool:
         """Whether it is still in its cautious start (no 429 seen yet)."""
         return self._starting
-
-    def _interval(self) -> float:
-        return 1.0 / self._rate
 
     def _waited(self, waited: bool) -> None:
         self._held_back = self._held_back or waited
