@@ -19,6 +19,8 @@ the report is read, and cut off before a resumed run appends to it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
@@ -200,7 +202,8 @@ class ReportWriter:
         self._dirty = False
         self._broken = False
         try:
-            self._file: BinaryIO = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
+            # Unbuffered: a write that fails leaves nothing behind to be flushed later.
+            self._file: BinaryIO = open(self.path, "a+b", buffering=0)  # noqa: SIM115
         except OSError as exc:
             raise self._error("write", exc) from None
         try:
@@ -255,16 +258,26 @@ class ReportWriter:
         """Append one record, flushed at once.
 
         After a failed write (disk full, file size limit) the writer refuses
-        further records: the run has to stop, and the report stays readable.
+        further records: the run has to stop. What the failed write managed to
+        put down is cut off again, so the report holds exactly the records
+        that were written whole (a line cut just before its newline would
+        otherwise read as a record the run never claimed).
         """
         if self._broken:
             raise ReportError(f"the report {self.path} could not be written earlier")
         data = (record.to_line() + "\n").encode("utf-8")
+        end = self._file.seek(0, os.SEEK_END)
         try:
-            self._file.write(data)
-            self._file.flush()
+            written = 0
+            while written < len(data):  # after a short write, the next one says why
+                count = self._file.write(data[written:])
+                if not count:
+                    raise OSError(errno.EIO, "the write was cut short")
+                written += count
         except OSError as exc:
             self._broken = True
+            with contextlib.suppress(OSError):
+                self._file.truncate(end)
             raise self._error("write", exc) from None
         self._dirty = True
         if time.monotonic() - self._last_sync >= self._sync_interval:

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,37 @@ def test_a_second_writer_on_one_report_is_refused_until_the_first_closes(tmp_pat
         ReportWriter(path)
     first.close()
     ReportWriter(path).close()
+
+
+@pytest.mark.parametrize("short_by", [1, 20])
+def test_a_write_cut_short_by_the_file_size_limit_leaves_no_part_of_its_record(
+    tmp_path: Path, short_by: int
+) -> None:
+    # The limit ends the file `short_by` bytes before the second record's end:
+    # one byte short leaves a whole JSON object without its newline, which a
+    # reader would take for a record the writer reported as not written.
+    path = tmp_path / "r.jsonl"
+    first = rec("a@FP8", "ok", "2026-01-01T00:00:00.000Z").to_line() + "\n"
+    second = rec("b@FP8", "ok", "2026-01-01T00:00:01.000Z").to_line() + "\n"
+    limit = len(first) + len(second) - short_by
+    script = f"""
+import resource
+from fwprep.batch import ReportError, ReportWriter, Record
+import json
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+writer = ReportWriter({str(path)!r})
+for line in {[first, second]!r}:
+    try:
+        writer.write(Record.from_json(json.loads(line)))
+    except ReportError as exc:
+        print("refused:", exc)
+writer.close()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.stderr == ""
+    assert result.stdout.startswith("refused: cannot write the report")
+    assert "File too large" in result.stdout
+    assert path.read_text() == first
+    assert list(read_report([path]).last) == ["a@FP8"]
