@@ -34,7 +34,11 @@ class RateLimiter(Protocol):
     A limiter may also define ``pause(seconds)``: the client then calls it
     with the server's ``Retry-After`` on a 429, before ``on_throttle``, so
     that every request waits, not only the throttled one. Both of fwprep's
-    limiters do.
+    limiters do. Defining it also tells the client that the limiter paces
+    its requests: a 429 without ``Retry-After`` then goes straight back in
+    line, slowed down by the limiter alone. Without ``pause``, the client
+    waits the retry policy's backoff before it asks ``acquire`` again, so a
+    limiter that never slows down does not turn 429s into a hot loop.
     """
 
     async def acquire(self) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import selectors
 from collections import Counter
 from collections.abc import Coroutine
@@ -81,13 +82,19 @@ class Account:
             a token is there, as the emulator sends it).
         depth: the bucket's depth; default one second's worth (at least 1).
         latency: seconds from a request to its answer.
+        jitter: each answer's latency varies by up to this share of
+            ``latency`` either way, drawn from a generator seeded with
+            ``seed`` (so a run is still the same every time).
     """
 
     rpm: float
     retry_after: bool = False
     depth: float | None = None
     latency: float = 0.05
+    jitter: float = 0.0
+    seed: int = 0
     tokens: float = attrs.field(init=False)
+    _random: random.Random = attrs.field(init=False)
     stamp: float = 0.0
     answers: Counter[tuple[int, int]] = attrs.field(factory=Counter)
     log: list[tuple[float, int]] = attrs.field(factory=list)
@@ -97,6 +104,10 @@ class Account:
     def __attrs_post_init__(self) -> None:
         self.depth = self.depth if self.depth is not None else max(1.0, self.rpm / 60)
         self.tokens = self.depth
+        self._random = random.Random(self.seed)
+
+    def _half_latency(self) -> float:
+        return self.latency / 2 * (1 + self.jitter * self._random.uniform(-1, 1))
 
     def _take(self, now: float) -> float:
         assert self.depth is not None
@@ -115,9 +126,9 @@ class Account:
             loop = asyncio.get_running_loop()
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            await asyncio.sleep(self.latency / 2)
+            await asyncio.sleep(self._half_latency())
             wait = self._take(loop.time())
-            await asyncio.sleep(self.latency / 2)
+            await asyncio.sleep(self._half_latency())
             self.in_flight -= 1
             status = 200 if wait == 0 else 429
             self.answers[client_id, status] += 1

@@ -98,6 +98,39 @@ async def test_a_429_feeds_the_limiter_and_charges_no_retry_budget() -> None:
     assert limiter.answers == ["429", "429", "ok"]
 
 
+async def test_a_limiter_that_cannot_pause_gets_a_backoff_after_a_429() -> None:
+    class Unpaced:  # lets every request through, learns nothing
+        async def acquire(self) -> float:
+            return 0.0
+
+        def on_success(self, sent_at: float) -> None:
+            pass
+
+        def on_throttle(self, sent_at: float) -> None:
+            pass
+
+    clock = FakeClock()
+    script = Script(Response(429, {}, b""), Response(429, {}, b""), OK)
+    policy = RetryPolicy(initial_backoff=1.0, jitter=0.0)
+    async with FireworksClient(
+        KEY, transport=script, retry=policy, clock=clock, limiter=Unpaced()
+    ) as client:
+        with fwprep.set_testing(False):
+            assert (await client.prepare(ITEM)).ok
+    assert clock.slept == [1.0, 2.0]
+
+
+async def test_a_pacing_limiter_takes_a_429_without_retry_after_back_in_line_at_once() -> None:
+    clock = FakeClock()
+    script = Script(Response(429, {}, b""), OK)
+    async with FireworksClient(
+        KEY, transport=script, clock=clock, limiter=FixedRateLimiter(1000.0, clock=clock)
+    ) as client:
+        with fwprep.set_testing(False):
+            assert (await client.prepare(ITEM)).ok
+    assert clock.slept == pytest.approx([0.001])  # the limiter's pace, and no backoff of its own
+
+
 def test_transport_and_session_or_limiter_and_max_rps_do_not_mix() -> None:
     with pytest.raises(ConfigError, match="transport or a session"):
         FireworksClient(KEY, transport=Script(OK), session=object())  # type: ignore[arg-type]
@@ -108,7 +141,7 @@ def test_transport_and_session_or_limiter_and_max_rps_do_not_mix() -> None:
 async def test_a_throttled_request_is_slowed_down_not_failed() -> None:
     script = Script(*[Response(429, {}, b"")] * 12, OK)
     policy = RetryPolicy(max_attempts=3)
-    async with FireworksClient(KEY, transport=script, retry=policy) as client:
+    async with FireworksClient(KEY, transport=script, retry=policy, clock=FakeClock()) as client:
         budget = client.retry_budget.tokens
         outcome = await client.prepare(ITEM)
         assert client.retry_budget.tokens == budget
@@ -120,7 +153,11 @@ async def test_a_client_throttled_past_throttle_timeout_fails_the_request_saying
     script = Script(Response(429, {"Retry-After": "30"}, b""))
     policy = RetryPolicy(throttle_timeout=120.0)
     async with FireworksClient(
-        KEY, transport=script, retry=policy, clock=clock, limiter=FixedRateLimiter(100)
+        KEY,
+        transport=script,
+        retry=policy,
+        clock=clock,
+        limiter=FixedRateLimiter(100, clock=clock),
     ) as client:
         outcome = await client.prepare(ITEM)
     assert isinstance(outcome.error, fwprep.RateLimitError)
