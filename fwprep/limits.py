@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections import deque
 from typing import Protocol
 
@@ -26,6 +27,11 @@ from fwprep.errors import InputError
 __all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 
 _RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
+_SLOW = 1.0  # seconds between requests from which a slow account's spacing is steered by
+_TIGHT = 0.02  # a spacing bracket this narrow (relative) is not probed further
+_RECHECK = 20  # accepted requests at a settled spacing before it is probed again
+_PACE_JITTER = 0.25  # each adaptive interval is stretched or shrunk by up to this share
+_JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
 
 
 class RateLimiter(Protocol):
@@ -141,6 +147,73 @@ class _Pacer:
             self._waiters[0].set_result(None)
 
 
+class _Spacing:
+    """The shortest spacing after an accepted request that the server accepts, once it shows.
+
+    A limit kept as a minimum spacing between requests (a token bucket one
+    token deep, as slow accounts have) refuses every request sent less than
+    ``T`` after the last accepted one and accepts every one sent later. Then
+    each 429 says ``T`` is longer than its distance from the last success
+    (:attr:`low`), and each success that ``T`` is at most its distance from
+    the one before (:attr:`high`). While the two agree, ``T`` lies between
+    them. Once they disagree by more than the network's jitter (other
+    clients draw on the budget too, or the limit has another shape), the
+    spacing is given up for good.
+    """
+
+    def __init__(self) -> None:
+        self.low = 0.0
+        self.high = math.inf
+        self.last_ok = -math.inf
+        self.abandoned = False
+        self.settled = 0
+        self.refused = self.accepted = 0  # answers that moved a bound
+
+    def answer(self, sent_at: float, *, throttled: bool) -> None:
+        """Fold in one answer, for a request sent at ``sent_at``."""
+        if sent_at <= self.last_ok:
+            return  # overtaken by a later request's answer
+        gap = sent_at - self.last_ok
+        # Answers near a bound by less than the network's jitter move it, not break it.
+        if throttled:
+            if self.last_ok > -math.inf:
+                self.refused += 1
+                self.low = max(self.low, gap)
+                if self.low >= self.high * (1 + _JITTER):
+                    self.abandoned = True
+                elif self.low >= self.high:
+                    self.high = self.low * (1 + _JITTER)
+            return
+        if gap <= self.low * (1 - _JITTER):
+            self.abandoned = True
+        elif gap <= self.low:
+            self.low = gap * (1 - _JITTER)
+        self.high = min(self.high, gap)
+        self.accepted += gap < math.inf
+        self.last_ok = sent_at
+        self.settled = self.settled + 1 if self.high - self.low <= _TIGHT * self.high else 0
+        if self.settled >= _RECHECK:
+            # The limit may have grown (another client left): probe below again.
+            self.low *= 1 - 4 * _TIGHT
+            self.settled = 0
+
+    @property
+    def known(self) -> bool:
+        """Whether the bracket holds, and is wide enough to steer by (a second or more)."""
+        return (
+            not self.abandoned
+            and min(self.refused, self.accepted) >= 2
+            and 0.0 < self.low < self.high < math.inf
+            and self.high >= _SLOW
+        )
+
+    def next_spacing(self) -> float:
+        """Where to send the next request after the last success: halve the bracket until tight."""
+        if self.high - self.low <= _TIGHT * self.high:
+            return self.high
+        return (self.low + self.high) / 2
+
+
 class FixedRateLimiter(_Pacer):
     """Send at most ``rate`` requests a second, evenly spaced.
 
@@ -201,14 +274,27 @@ class AdaptiveRateLimiter(_Pacer):
       the rate holds. A thin stream of 429s (up to ``high_fraction`` of the
       answers) that has nothing to do with this client's rate, such as
       another tool's burst or a proxy, does not drag it down.
+    - **Slow accounts: the spacing.** A 10 requests/minute account refuses
+      a request sent too soon after the last one it accepted, and windows of
+      a few answers a minute learn that too slowly. Below one request a
+      second, once its answers bracket such a spacing, the limiter sends
+      each request that long after the last accepted one and narrows the
+      bracket with a probe now and then (a refused probe costs one 429 and
+      no time): see :attr:`spacing`. Answers that no spacing explains
+      (other clients on the account), or a ``Retry-After``, leave the rate
+      to the windows above.
     - **In flight follows the rate.** Requests are paced one after another,
       so at 10 requests a minute there is about one in flight whatever the
-      client's concurrency.
+      client's concurrency. Above one request a second each interval is
+      stretched or shrunk at random by up to a quarter (the mean is the
+      rate), so that processes sharing an account do not fall into step,
+      where the same one always asks just after another took the token.
 
     With several processes on one account each finds a share: they all see
     the account's 429s and cut to what each was accepted. The shares are not
-    equal (nothing pulls them together), but none starves for long: a
-    process whose neighbours finish regrows into their room.
+    equal, but the random stretch keeps any one from being refused more
+    often than the others for its timing alone, and a process whose
+    neighbours finish regrows into their room.
 
     Args:
         initial_rate: requests per second at the start.
@@ -219,6 +305,8 @@ class AdaptiveRateLimiter(_Pacer):
         min_samples: the fewest answers a window is judged on.
         min_rate: the floor, in requests per second (default: 1 a minute).
         clock: where it reads the time and sleeps (default: the real clock).
+        rng: where the intervals' random stretch is drawn (default: a fresh
+            generator); a seeded one makes a run repeatable.
     """
 
     def __init__(
@@ -232,6 +320,7 @@ class AdaptiveRateLimiter(_Pacer):
         min_samples: int = 10,
         min_rate: float = 1 / 60,
         clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if not 0 <= low_fraction <= high_fraction < 1:
             raise InputError("need 0 <= low_fraction <= high_fraction < 1")
@@ -253,6 +342,9 @@ class AdaptiveRateLimiter(_Pacer):
         self._answers = 0
         self._throttled = 0
         self._clean_windows = 0
+        self._spacing = _Spacing()
+        self._stretch = 1.0
+        self._random = rng or random.Random()
         self.throttles = 0
 
     @property
@@ -261,12 +353,35 @@ class AdaptiveRateLimiter(_Pacer):
         return self._rate
 
     @property
+    def spacing(self) -> float | None:
+        """The seconds it keeps between accepted requests on a slow account, once they show.
+
+        Some limits are kept as a minimum spacing: a request sent too soon
+        after the last accepted one is refused, one sent later is accepted
+        (a 10 requests/minute account's one-token bucket). Once the answers
+        of a pace slower than one request a second bracket that spacing, the
+        limiter sends each request that long after the last accepted one,
+        narrowing the bracket with a probe now and then, and ``spacing`` is
+        the seconds it keeps to. It is ``None`` while the answers show no
+        such spacing, for good once they contradict one (other clients
+        drawing on the budget) or the server sends ``Retry-After``: then
+        windows of answers steer the rate.
+        """
+        return self._spacing.next_spacing() if self._spacing.known else None
+
+    @property
     def starting(self) -> bool:
         """Whether it is still in its cautious start (no 429 seen yet)."""
         return self._starting
 
     def _waited(self, waited: bool) -> None:
         self._held_back = self._held_back or waited
+        self._stretch = 1 + _PACE_JITTER * (2 * self._random.random() - 1)
+
+    def _interval(self) -> float:
+        if self._spacing.known or self._rate * _SLOW <= 1.0:
+            return 1.0 / self._rate  # a slow pace, or a spacing, is kept to exactly
+        return self._stretch / self._rate
 
     def on_success(self, sent_at: float) -> None:
         """Count an answer that was not a 429."""
@@ -278,6 +393,10 @@ class AdaptiveRateLimiter(_Pacer):
         self._record(sent_at, throttled=True)
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
+        self._spacing.answer(sent_at, throttled=throttled)
+        if not self._starting and self._spacing.known:
+            self._steer_by_spacing()
+            return
         if sent_at < self._changed_at:
             return  # sent under the previous rate: already judged
         now = self._clock.now()
@@ -305,6 +424,30 @@ class AdaptiveRateLimiter(_Pacer):
             self._judge(share, elapsed, now)
             self._window_start = None
             self._answers = self._throttled = 0
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (a server's ``Retry-After``); see :meth:`_Pacer.pause`.
+
+        A server that says when to come back is followed instead of being
+        probed: the spacing is no longer steered by.
+        """
+        self._spacing.abandoned = True
+        super().pause(seconds)
+
+    def _steer_by_spacing(self) -> None:
+        """A slow pace whose spacing shows: send each request one spacing after the last success.
+
+        The next request leaves :meth:`_Spacing.next_spacing` after the last
+        accepted one, whatever was refused in between, so a probe that is
+        refused costs one 429 and no time.
+        """
+        spacing = self._spacing.next_spacing()
+        self._rate = max(self._min_rate, 1.0 / spacing)
+        self._last_sent = self._spacing.last_ok
+        self._window_start = None
+        self._answers = self._throttled = 0
+        self._changed_at = self._clock.now()
+        self._changed()
 
     def _judge(self, share: float, elapsed: float, now: float) -> None:
         """Cut, grow or hold, on a window's share of 429s."""

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from fwprep import FireworksClient, Request, Response
+from fwprep import AdaptiveRateLimiter, FireworksClient, Request, Response
 
 T = TypeVar("T")
 
@@ -177,8 +177,13 @@ async def bulk_job(account: Account, items: int, clients: int = 1, **client_opti
 
     async def one_client(k: int) -> None:
         mine = [(f"accounts/a/models/m{i}", "FP8") for i in range(k, items, clients)]
+        options = dict(client_options)
+        if "limiter" not in options and "max_rps" not in options:
+            # The default limiter, its random stretch seeded: the run repeats exactly.
+            rng = random.Random(account.seed * 1000 + k)
+            options["limiter"] = AdaptiveRateLimiter(clock=LoopClock(), rng=rng)
         client = FireworksClient(
-            "key", transport=account.transport(k), clock=LoopClock(), **client_options
+            "key", transport=account.transport(k), clock=LoopClock(), **options
         )
         async with client:
             async for outcome in client.prepare_many(mine):

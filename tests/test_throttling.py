@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 
 import pytest
 from simulated import Account, LoopClock, bulk_job, run_virtual
@@ -24,7 +25,10 @@ def test_a_thin_account_fails_nothing_and_sees_no_storm(retry_after: bool) -> No
     # 16 slots, yet about one request in flight: the pace is what limits.
     assert account.max_in_flight <= 2
     assert run.throttled <= 30  # an unpaced start draws 15 at once, and ~100 in all
-    assert run.ratio <= 1.4
+    assert run.ratio <= 1.10
+    if not retry_after:
+        # Found the account's spacing: after the start, a probe now and then.
+        assert run.late_429_share <= 0.15
 
 
 @pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
@@ -43,8 +47,27 @@ def test_a_crowded_account_fails_nothing(clients: int, retry_after: bool) -> Non
     account = Account(rpm=1200, retry_after=retry_after)
     run = run_virtual(bulk_job(account, items=600, clients=clients))
     assert (run.failed, run.ok) == (0, 600)
-    assert run.ratio <= 1.5
-    assert run.late_429_share < 0.15
+    assert run.ratio <= 1.20
+    assert run.late_429_share < 0.10
+
+
+@pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
+def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(retry_after: bool) -> None:
+    # Ten runs whose answers arrive with different jitter: which process wins
+    # the next token changes, and no run may leave one process far behind.
+    runs = [
+        run_virtual(
+            bulk_job(
+                Account(rpm=1200, retry_after=retry_after, jitter=0.5, seed=seed),
+                items=600,
+                clients=8,
+            )
+        )
+        for seed in range(1, 11)
+    ]
+    assert all(run.failed == 0 for run in runs)
+    assert statistics.mean(run.ratio for run in runs) <= 1.25
+    assert max(run.ratio for run in runs) <= 1.6
 
 
 def test_429s_never_use_up_the_attempts() -> None:
