@@ -1,12 +1,15 @@
 """fwprep's benchmarks: fwprep against the tools a user would pick instead, in one run.
 
     pip install -e '.[bench]'          # adds fireworks-ai and matplotlib
-    python benchmarks/run.py           # every scenario; a few minutes
+    python benchmarks/run.py           # every scenario; about half an hour
     python benchmarks/run.py --quick   # a seconds-long smoke run
+    python benchmarks/run.py --only throttled   # one scenario; the others' figures are kept
+    python benchmarks/run.py --from-json        # rewrite RESULTS.md and the plots, run nothing
 
 Writes benchmarks/results/RESULTS.md (a table per scenario, with the machine, date, Python and
-package versions) and benchmarks/results/throughput.png (requests/s against concurrency, one
-line per tool). Servers and clients run in separate processes on loopback. nginx (Debian's
+package versions), benchmarks/results/throughput.png (requests/s against concurrency, one
+line per tool) and benchmarks/results/throttled.png (wall time over the ideal of whole jobs on
+one rate-limited account, by limit, Retry-After and number of processes). Servers and clients run in separate processes on loopback. nginx (Debian's
 package: apt-get install nginx-light) answers `{}` for the client-overhead scenario when it is
 installed, the fwprep emulator otherwise; GNU parallel with curl (apt-get install parallel curl)
 is measured when installed.
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from throttled import markdown as throttled_markdown
+from throttled import plot as throttled_plot
 from throttled import scenario_throttled
 
 HERE = Path(__file__).resolve().parent
@@ -555,6 +559,8 @@ def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) ->
     (results / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     if ov:
         plot(ov, results)
+    if data.get("throttled"):
+        throttled_plot(data["throttled"], results)
 
 
 LABELS = {
@@ -616,7 +622,17 @@ def main() -> None:
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="where to write (default: benchmarks/results)"
     )
+    parser.add_argument(
+        "--from-json",
+        action="store_true",
+        help="run nothing: rewrite RESULTS.md and the plots from the results' results.json",
+    )
     args = parser.parse_args()
+    if args.from_json:
+        kept = json.loads((args.results / "results.json").read_text())
+        write_results(kept, kept.get("quick", False), args.results)
+        print(f"wrote {args.results / 'RESULTS.md'}")
+        return
     data: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     previous = args.results / "results.json"
     if args.only and previous.exists():

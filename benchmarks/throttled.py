@@ -150,3 +150,43 @@ def markdown(data: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def plot(data: dict[str, Any], results: Path) -> None:
+    """throttled.png: wall / ideal for every cell, one group of bars per limit and Retry-After."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("  (matplotlib is not installed: no plot; pip install -e '.[bench]')")
+        return
+    rows = data["rows"]
+    groups = list(dict.fromkeys((r["rpm"], r["retry_after"]) for r in rows))
+    counts = sorted({r["processes"] for r in rows})
+    width = 0.8 / len(counts)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for k, processes in enumerate(counts):
+        xs, ys = [], []
+        for g, (rpm, retry_after) in enumerate(groups):
+            for r in rows:
+                if (r["rpm"], r["retry_after"], r["processes"]) == (rpm, retry_after, processes):
+                    xs.append(g + (k - (len(counts) - 1) / 2) * width)
+                    ys.append(r["ratio"])
+        label = f"{processes} process" + ("es" if processes > 1 else "")
+        ax.bar(xs, ys, width, label=label)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.axhline(1.1, color="grey", linestyle="--", linewidth=0.8, label="1.10x (one process)")
+    ax.axhline(1.2, color="grey", linestyle=":", linewidth=0.8, label="1.20x (eight)")
+    ax.set_xticks(
+        range(len(groups)),
+        labels=[f"{rpm}/min\n{'Retry-After' if ra else 'no Retry-After'}" for rpm, ra in groups],
+    )
+    ax.set_ylabel("wall time / ideal (items / limit)")
+    ax.set_title("Whole batch jobs on one rate-limited account (emulator)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(results / "throttled.png", dpi=120)
+    plt.close(fig)
