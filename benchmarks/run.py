@@ -9,10 +9,10 @@
 Writes benchmarks/results/RESULTS.md (a table per scenario, with the machine, date, Python and
 package versions), benchmarks/results/throughput.png (requests/s against concurrency, one
 line per tool) and benchmarks/results/throttled.png (wall time over the ideal of whole jobs on
-one rate-limited account, by limit, Retry-After and number of processes). Servers and clients run in separate processes on loopback. nginx (Debian's
-package: apt-get install nginx-light) answers `{}` for the client-overhead scenario when it is
-installed, the fwprep emulator otherwise; GNU parallel with curl (apt-get install parallel curl)
-is measured when installed.
+one rate-limited account, by limit, Retry-After and number of processes). Servers and clients
+run in separate processes on loopback. nginx (Debian's package: apt-get install nginx-light)
+answers `{}` for the client-overhead scenario when it is installed, the fwprep emulator
+otherwise; GNU parallel with curl (apt-get install parallel curl) is measured when installed.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from plotting import pyplot
 from throttled import markdown as throttled_markdown
 from throttled import plot as throttled_plot
 from throttled import scenario_throttled
@@ -572,13 +573,8 @@ LABELS = {
 
 
 def plot(overhead: dict[str, Any], results: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("  (matplotlib is not installed: no plot; pip install -e '.[bench]')")
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for tool in dict.fromkeys(r["tool"] for r in overhead["rows"]):

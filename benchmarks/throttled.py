@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from plotting import pyplot
+
 from fwprep.batch import read_report
 
 CELLS = [(10, 20), (1200, 600), (6000, 3000)]
@@ -154,13 +156,8 @@ def markdown(data: dict[str, Any]) -> list[str]:
 
 def plot(data: dict[str, Any], results: Path) -> None:
     """throttled.png: wall / ideal for every cell, one group of bars per limit and Retry-After."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("  (matplotlib is not installed: no plot; pip install -e '.[bench]')")
+    plt = pyplot()
+    if plt is None:
         return
     rows = data["rows"]
     groups = list(dict.fromkeys((r["rpm"], r["retry_after"]) for r in rows))

@@ -77,6 +77,22 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.005)
 
 
+class Unlimited:
+    """A rate limiter of one's own that lets every request through and learns nothing.
+
+    It has no ``pause``: the client cannot trust it to slow down after a 429.
+    """
+
+    async def acquire(self) -> float:
+        return 0.0
+
+    def on_success(self, sent_at: float) -> None:
+        pass
+
+    def on_throttle(self, sent_at: float) -> None:
+        pass
+
+
 class FakeClock:
     """Simulated time for a client or a limiter: ``sleep`` advances it and returns at once.
 

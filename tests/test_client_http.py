@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from support import FakeApi, FakeClock
+from support import FakeApi, FakeClock, Unlimited
 from yarl import URL
 
 from fwprep import (
@@ -41,17 +41,6 @@ def api() -> FakeApi:
 async def client(api: FakeApi) -> AsyncIterator[FireworksClient]:
     async with FireworksClient(KEY, account_id="acme", transport=api) as c:
         yield c
-
-
-class Unlimited:
-    async def acquire(self) -> float:
-        return 0.0
-
-    def on_success(self, sent_at: float) -> None:
-        pass
-
-    def on_throttle(self, sent_at: float) -> None:
-        pass
 
 
 def sent(api: FakeApi, method: str, url: str) -> list[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support import FakeClock
+from support import FakeClock, Unlimited
 
 import fwprep
 from fwprep import (
@@ -99,21 +99,11 @@ async def test_a_429_feeds_the_limiter_and_charges_no_retry_budget() -> None:
 
 
 async def test_a_limiter_that_cannot_pause_gets_a_backoff_after_a_429() -> None:
-    class Unpaced:  # lets every request through, learns nothing
-        async def acquire(self) -> float:
-            return 0.0
-
-        def on_success(self, sent_at: float) -> None:
-            pass
-
-        def on_throttle(self, sent_at: float) -> None:
-            pass
-
     clock = FakeClock()
     script = Script(Response(429, {}, b""), Response(429, {}, b""), OK)
     policy = RetryPolicy(initial_backoff=1.0, jitter=0.0)
     async with FireworksClient(
-        KEY, transport=script, retry=policy, clock=clock, limiter=Unpaced()
+        KEY, transport=script, retry=policy, clock=clock, limiter=Unlimited()
     ) as client:
         with fwprep.set_testing(False):
             assert (await client.prepare(ITEM)).ok
