@@ -52,6 +52,7 @@ from fwprep.errors import (
     WaitTimeoutError,
 )
 from fwprep.limits import AdaptiveRateLimiter, FixedRateLimiter, RateLimiter
+from fwprep.listing import ModelListing
 from fwprep.models import Model, ModelStatus, PrepareItem, PrepareOutcome
 from fwprep.names import ModelRef
 from fwprep.precision import Precision
@@ -80,6 +81,7 @@ __all__ = [
     "InvalidPrecisionError",
     "ItemLike",
     "Model",
+    "ModelListing",
     "ModelRef",
     "ModelStatus",
     "NotFoundError",

@@ -26,10 +26,12 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_ERROR_BODY",
     "MAX_MODEL_BODY",
+    "MAX_PAGE_SIZE",
     "Action",
     "Request",
     "Verdict",
     "build_get_model_request",
+    "build_list_models_request",
     "build_prepare_request",
     "check_base_url",
     "classify_response",
@@ -146,6 +148,38 @@ def build_get_model_request(
 
         url += f"?readMask={quote(read_mask, safe='')}"
     return Request("GET", url, _headers(api_key, False), max_body=MAX_MODEL_BODY)
+
+
+MAX_PAGE_SIZE = 200
+"""The most models one ListModels page carries; larger page sizes are sent as this."""
+MAX_PAGE_BODY = 64 * 1024 * 1024
+
+
+def build_list_models_request(
+    base_url: str,
+    api_key: str,
+    account_id: str,
+    *,
+    page_size: int,
+    page_token: str | None = None,
+    filter: str | None = None,
+    order_by: str | None = None,
+    read_mask: str | None = None,
+) -> Request:
+    """The ``GET .../models`` request for one page: every parameter on every page."""
+    from urllib.parse import urlencode
+
+    query: dict[str, str | int] = {"pageSize": min(page_size, MAX_PAGE_SIZE)}
+    for name, value in (
+        ("filter", filter),
+        ("orderBy", order_by),
+        ("readMask", read_mask),
+        ("pageToken", page_token),
+    ):
+        if value:
+            query[name] = value
+    url = f"{base_url}/v1/accounts/{account_id}/models?{urlencode(query)}"
+    return Request("GET", url, _headers(api_key, False), max_body=MAX_PAGE_BODY)
 
 
 _SUCCESS = Verdict(Action.SUCCESS)

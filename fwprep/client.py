@@ -26,8 +26,10 @@ from fwprep._convert import describe_structure_error, structure_model
 from fwprep._pool import bounded_map
 from fwprep._protocol import (
     DEFAULT_BASE_URL,
+    MAX_PAGE_SIZE,
     Request,
     build_get_model_request,
+    build_list_models_request,
     build_prepare_request,
     check_base_url,
     classify_response,
@@ -43,8 +45,9 @@ from fwprep.errors import (
     WaitTimeoutError,
 )
 from fwprep.limits import AdaptiveRateLimiter, FixedRateLimiter, RateLimiter
+from fwprep.listing import ModelListing
 from fwprep.models import Model, PrepareItem, PrepareOutcome
-from fwprep.names import ModelRef
+from fwprep.names import ModelRef, validate_id
 from fwprep.precision import Precision
 from fwprep.retry import Action, Charge, RetryBudget, RetryPolicy, Verdict
 from fwprep.transport import AiohttpTransport, Response, Transport
@@ -408,6 +411,55 @@ class FireworksClient:
             raise UnexpectedResponseError(
                 status, f"the model {ref} came back malformed: {describe_structure_error(exc)}"
             ) from None
+
+    def list_models(
+        self,
+        account_id: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        read_mask: str | None = None,
+    ) -> ModelListing:
+        """Every model of an account, as an async iterator that fetches a page at a time.
+
+        ``account_id`` defaults to the client's. ``filter`` (an AIP-160
+        expression such as ``create_time > timestamp("2026-01-01T00:00:00Z")``),
+        ``order_by`` (``"name desc"``) and ``read_mask`` go to the server as
+        written; every page repeats them with the previous page's token.
+        ``page_size`` is at most 200 (larger is sent as 200): one page, one
+        request of the account's budget. See :class:`~fwprep.ModelListing`
+        for what iterating raises.
+
+        Raises:
+            InputError: no account (neither here nor on the client), or a bad
+                account id.
+            ConfigError: a page size that is not a whole number >= 1.
+        """
+        account = account_id or self.account_id
+        if account is None:
+            raise InputError("no account to list: pass account_id or set FIREWORKS_ACCOUNT_ID")
+        validate_id(account, "account id")
+        size = check_count("page_size", page_size)
+        self._check_open()
+
+        async def fetch(token: str | None) -> bytes:
+            request = build_list_models_request(
+                self.base_url,
+                self._api_key,
+                account,
+                page_size=size,
+                page_token=token,
+                filter=filter,
+                order_by=order_by,
+                read_mask=read_mask,
+            )
+            exchange = await self._exchange(request)
+            if exchange.error is not None:
+                raise exchange.error
+            return exchange.body
+
+        return ModelListing(account, fetch)
 
     async def wait_until_prepared(
         self,
