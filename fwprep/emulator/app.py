@@ -15,9 +15,10 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from fwprep.emulator.listing import ListingError, PageRequest, page_of
+from fwprep.emulator.wire import Reject, html_page, model_json, parse_prepare_body
 from fwprep.errors import GRPC_CODE_NAMES
 from fwprep.names import _ID_RE
-from fwprep.precision import Precision
 
 __all__ = [
     "CatalogEntry",
@@ -35,7 +36,6 @@ ErrorFormat = Literal["google", "nested", "flat", "html", "empty"]
 ``{"error": "Not Found", "message"}``; ``html`` a proxy's HTML page; ``empty``
 no body at all. The status code is the same in every format."""
 
-_PRECISIONS = frozenset(p.value for p in Precision)
 _HTTP_FOR_CODE = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
@@ -215,6 +215,9 @@ class EmulatorStats:
         dropped_by_client: requests whose client hung up before the answer
             (a client timeout or cancellation): counted, not logged as errors.
         received: the requests themselves, when ``record_requests`` is on.
+        operations: per operation (``prepare``, ``get_model``,
+            ``list_models``), requests that reached it past the faults and
+            checks: what each part of a job cost in requests.
     """
 
     requests: int = 0
@@ -226,6 +229,7 @@ class EmulatorStats:
     max_in_flight: int = 0
     dropped_by_client: int = 0
     received: list[ReceivedRequest] = attrs.field(factory=list)
+    operations: Counter[str] = attrs.field(factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready copy (status codes become string keys)."""
@@ -238,6 +242,7 @@ class EmulatorStats:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "dropped_by_client": self.dropped_by_client,
+            "operations": dict(self.operations),
         }
 
 
@@ -267,14 +272,6 @@ class _Bucket:
         return (1.0 - self.tokens) / self.per_second
 
 
-class _Reject(Exception):
-    def __init__(self, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-
-
 class _Service:
     """The emulator's state and request handlers."""
 
@@ -286,6 +283,7 @@ class _Service:
         self.buckets: dict[str, _Bucket] = {}
         self.keys = frozenset(f"Bearer {k}" for k in config.api_keys)
         self.watchers: list[asyncio.Future[None]] = []
+        self._names_cache: dict[str, tuple[int, list[str]]] = {}
 
     def notify(self) -> None:
         """Wake everyone waiting for the stats to change."""
@@ -318,7 +316,7 @@ class _Service:
             body = json.dumps({"error": reason, "message": message}).encode()
             ctype = "application/json"
         elif fmt == "html":
-            body, ctype = _html_page(status, reason), "text/html"
+            body, ctype = html_page(status, reason), "text/html"
         else:
             body, ctype = b"", "application/json"
         return web.Response(status=status, body=body, content_type=ctype, headers=headers)
@@ -326,9 +324,9 @@ class _Service:
     def check_auth(self, request: web.Request) -> None:
         header = request.headers.get("Authorization")
         if header is None:
-            raise _Reject("UNAUTHENTICATED", "missing Authorization header")
+            raise Reject("UNAUTHENTICATED", "missing Authorization header")
         if header not in self.keys:
-            raise _Reject("UNAUTHENTICATED", "invalid API key")
+            raise Reject("UNAUTHENTICATED", "invalid API key")
 
     def check_rate(self, account: str) -> None:
         rpm = self.config.rpm
@@ -343,24 +341,25 @@ class _Service:
             headers = (
                 {"Retry-After": str(max(1, math.ceil(wait)))} if self.config.retry_after else {}
             )
-            raise _Reject(
+            raise Reject(
                 "RESOURCE_EXHAUSTED",
                 f"request rate limit exceeded for account {account}: {rpm:g} requests/minute",
                 headers,
             )
 
-    def check_ids(self, account: str, model: str) -> str:
-        for what, value in (("account id", account), ("model id", model)):
+    def check_ids(self, account: str, model: str | None = None) -> str:
+        """The model's full name, its ids checked (and, with a catalog, that it is there)."""
+        for what, value in (("account id", account), ("model id", model or "any")):
             if not _ID_RE.fullmatch(value):
-                raise _Reject(
+                raise Reject(
                     "INVALID_ARGUMENT",
                     f"invalid {what} {value!r}: ids are 1-63 characters of a-z, 0-9 and '-', "
                     "not starting or ending with '-'",
                 )
         name = f"accounts/{account}/models/{model}"
         catalog = self.config.catalog
-        if catalog is not None and name not in catalog:
-            raise _Reject("NOT_FOUND", f"model not found: {name}")
+        if model is not None and catalog is not None and name not in catalog:
+            raise Reject("NOT_FOUND", f"model not found: {name}")
         return name
 
     def state_of(self, name: str) -> _ModelState:
@@ -419,7 +418,7 @@ class _Service:
                 headers = {"Retry-After": "1"} if self.config.retry_after else None
                 return self.error("RESOURCE_EXHAUSTED", "too many requests (injected)", headers)
             return web.Response(
-                status=502, body=_html_page(502, "Bad Gateway"), content_type="text/html"
+                status=502, body=html_page(502, "Bad Gateway"), content_type="text/html"
             )
         return None
 
@@ -447,7 +446,8 @@ class _Service:
         name = await self.front(request, request.match_info["account"], model)
         if not isinstance(name, str):
             return name
-        precision = _parse_prepare_body(await request.read())
+        self.stats.operations["prepare"] += 1
+        precision = parse_prepare_body(await request.read())
         key = name if precision is None else f"{name}@{precision}"
         self.stats.prepare_requests[key] += 1
         state = self.state_of(name)
@@ -467,9 +467,44 @@ class _Service:
         name = await self.front(request, account, model)
         if not isinstance(name, str):
             return name
+        self.stats.operations["get_model"] += 1
         state = self.state_of(name)
         self.settle(name, state)
-        return web.json_response(_model_json(name, model, state))
+        return web.json_response(model_json(name, state.supported, state.calibrated, state.status))
+
+    def names_in(self, account: str) -> list[str]:
+        """Every model of ``account`` by name: the catalog's, or without one those seen so far."""
+        prefix = f"accounts/{account}/models/"
+        known = self.config.catalog if self.config.catalog is not None else self.models
+        if self._names_cache.get(account, (-1, []))[0] != len(known):
+            names = sorted(name for name in known if name.startswith(prefix))
+            self._names_cache[account] = (len(known), names)
+        return self._names_cache[account][1]
+
+    async def list_models(self, request: web.Request) -> web.StreamResponse:
+        account = request.match_info["account"]
+        injected = await self.inject(request)
+        if injected is not None:
+            return injected
+        self.check_auth(request)
+        self.check_rate(account)
+        self.check_ids(account)
+        self.stats.operations["list_models"] += 1
+        try:
+            call = PageRequest.from_query(request.query)
+            every = self.names_in(account)
+            names, token = page_of(every, call)
+        except ListingError as exc:
+            raise Reject("INVALID_ARGUMENT", str(exc)) from None
+        models = []
+        for name in names:
+            state = self.state_of(name)
+            self.settle(name, state)
+            models.append(model_json(name, state.supported, state.calibrated, state.status))
+        body: dict[str, Any] = {"models": models, "totalSize": len(every)}
+        if token is not None:
+            body["nextPageToken"] = token
+        return web.json_response(body)
 
     async def stats_handler(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats.to_json())
@@ -477,62 +512,6 @@ class _Service:
 
 class _Dropped(Exception):
     """The connection was dropped on purpose; there is nothing to answer."""
-
-
-def _parse_prepare_body(raw: bytes) -> str | None:
-    """Validate a prepare body against the contract; return the precision, if any."""
-    if not raw.strip():
-        raise _Reject("INVALID_ARGUMENT", "the request body is required (a JSON object)")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise _Reject("INVALID_ARGUMENT", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _Reject("INVALID_ARGUMENT", "the request body must be a JSON object")
-    for field in body:
-        if field not in ("precision", "readMask"):
-            raise _Reject("INVALID_ARGUMENT", f"unknown field {field!r} in the request body")
-    mask = body.get("readMask")
-    if "readMask" in body and not isinstance(mask, str):
-        raise _Reject("INVALID_ARGUMENT", "field 'readMask' must be a string")
-    if "precision" not in body:
-        return None
-    precision = body["precision"]
-    if not isinstance(precision, str) or precision not in _PRECISIONS:
-        raise _Reject(
-            "INVALID_ARGUMENT",
-            f"field 'precision': invalid value {precision!r}; expected one of "
-            + ", ".join(p.value for p in Precision),
-        )
-    return precision
-
-
-def _model_json(name: str, model_id: str, state: _ModelState) -> dict[str, Any]:
-    return {
-        "name": name,
-        "displayName": model_id,
-        "description": "",
-        "createTime": "2026-01-01T00:00:00Z",
-        "updateTime": "2026-01-01T00:00:00Z",
-        "state": "READY",
-        "status": {"code": state.status[0], "message": state.status[1]},
-        "kind": "HF_BASE_MODEL",
-        "public": False,
-        "contextLength": 8192,
-        "calibrated": state.calibrated,
-        "supportedPrecisions": list(state.supported),
-        "supportedPrecisionsWithCalibration": [],
-        "baseModelDetails": {"worldSize": 1, "parameterCount": "7000000000"},
-        "deprecationDate": None,
-    }
-
-
-def _html_page(status: int, reason: str) -> bytes:
-    return (
-        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    ).encode()
 
 
 SERVICE = web.AppKey("fwprep.emulator.service", _Service)
@@ -561,7 +540,7 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
                     )
                     stats.received.append(received)
                 response = await handler(request)
-            except _Reject as reject:
+            except Reject as reject:
                 response = service.error(reject.code, reject.message, reject.headers)
             except _Dropped:
                 # The connection is already aborted; this answer is never written.
@@ -584,6 +563,7 @@ def build_app(config: EmulatorConfig, stats: EmulatorStats) -> web.Application:
     app = web.Application(middlewares=[count_requests])
     app[SERVICE] = service
     app.router.add_post("/v1/accounts/{account}/models/{spec}", service.prepare)
+    app.router.add_get("/v1/accounts/{account}/models", service.list_models)
     app.router.add_get("/v1/accounts/{account}/models/{spec}", service.get_model)
     app.router.add_get("/_emulator/stats", service.stats_handler)
     return app

@@ -12,13 +12,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fwprep import InvalidPrecisionError, ModelRef
+from fwprep import FireworksClient, InvalidPrecisionError, ModelRef
 from fwprep.cli import main
 from fwprep.emulator import EmulatorThread
 from fwprep.errors import parse_error_body
 from fwprep.retry import parse_retry_after
 
-TRIED: dict[str, int] = {"manifests": 0, "rows": 0, "error bodies": 0, "retry-after values": 0}
+TRIED: dict[str, int] = {
+    "manifests": 0,
+    "rows": 0,
+    "error bodies": 0,
+    "retry-after values": 0,
+    "list pages": 0,
+}
 
 GOOD = "accounts/acme/models/known-good-{n}"
 
@@ -259,6 +265,27 @@ def test_model_and_precision_parsers_raise_only_their_documented_errors(text: st
         ModelRef.parse(text, "acme")
     with contextlib.suppress(InvalidPrecisionError):
         Precision.parse(text)
+
+
+async def test_list_requests_keep_to_the_contract(server: EmulatorThread) -> None:
+    # The account holds what the tests above prepared; the contract check of
+    # every recorded request (list pages included) runs last, below.
+    account = "listing"
+    async with FireworksClient(
+        server.api_key, base_url=server.base_url, account_id=account
+    ) as client:
+        for i in range(5):
+            await client.prepare_model(f"m{i}", "fp8")
+        plain = [m.name async for m in client.list_models()]
+        shaped = [
+            m.name
+            async for m in client.list_models(
+                page_size=2, order_by="name desc", read_mask="name,supportedPrecisions"
+            )
+        ]
+    assert plain == [f"accounts/{account}/models/m{i}" for i in range(5)]
+    assert shaped == plain[::-1]
+    TRIED["list pages"] += 1 + 3
 
 
 def test_zz_report_inputs_tried(
