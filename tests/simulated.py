@@ -169,13 +169,20 @@ class Run:
         return self.late_throttled / max(1, self.requests)
 
 
-async def bulk_job(account: Account, items: int, clients: int = 1, **client_options: Any) -> Run:
-    """Prepare ``items`` models split over ``clients`` clients (one a process) on ``account``."""
+async def bulk_job(
+    account: Account, items: int, clients: int = 1, stagger: float = 0.0, **client_options: Any
+) -> Run:
+    """Prepare ``items`` models split over ``clients`` clients (one a process) on ``account``.
+
+    Client ``k`` starts ``k * stagger`` seconds after the first, as processes
+    launched together do when each takes its time to start.
+    """
     loop = asyncio.get_running_loop()
     start = loop.time()
     outcomes: list[list[bool]] = [[] for _ in range(clients)]
 
     async def one_client(k: int) -> None:
+        await asyncio.sleep(k * stagger)
         mine = [(f"accounts/a/models/m{i}", "FP8") for i in range(k, items, clients)]
         options = dict(client_options)
         if "limiter" not in options and "max_rps" not in options:

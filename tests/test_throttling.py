@@ -53,14 +53,16 @@ def test_a_crowded_account_fails_nothing(clients: int, retry_after: bool) -> Non
 
 @pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
 def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(retry_after: bool) -> None:
-    # Ten runs whose answers arrive with different jitter: which process wins
-    # the next token changes, and no run may leave one process far behind.
+    # Ten runs whose answers arrive with different jitter, the processes
+    # starting 0.2 s apart as real ones do: which process wins the next token
+    # changes, and no run may leave one process far behind.
     runs = [
         run_virtual(
             bulk_job(
                 Account(rpm=1200, retry_after=retry_after, jitter=0.5, seed=seed),
                 items=600,
                 clients=8,
+                stagger=0.2,
             )
         )
         for seed in range(1, 11)
