@@ -199,10 +199,15 @@ class _Spacing:
 
     @property
     def known(self) -> bool:
-        """Whether the bracket holds, and is wide enough to steer by (a second or more)."""
+        """Whether the bracket holds on three answers or more each side, a second or more wide.
+
+        Two of each are not enough: shards of one account, each cut under one
+        request a second, can answer like a lone client for a while, and one
+        that steered by such a spacing would take every token from the others.
+        """
         return (
             not self.abandoned
-            and min(self.refused, self.accepted) >= 2
+            and min(self.refused, self.accepted) >= 3
             and 0.0 < self.low < self.high < math.inf
             and self.high >= _SLOW
         )
