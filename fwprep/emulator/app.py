@@ -423,11 +423,12 @@ class _Service:
         return None
 
     async def front(
-        self, request: web.Request, account: str, model: str
+        self, request: web.Request, account: str, model: str | None = None
     ) -> str | web.StreamResponse:
         """What every API call goes through: faults, auth, the rate limit, the ids.
 
-        Returns the model's full name, or the answer to send instead.
+        Returns the model's full name (``model`` ``None``: a call on the
+        account, whose id alone is checked), or the answer to send instead.
         """
         injected = await self.inject(request)
         if injected is not None:
@@ -483,12 +484,9 @@ class _Service:
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         account = request.match_info["account"]
-        injected = await self.inject(request)
-        if injected is not None:
-            return injected
-        self.check_auth(request)
-        self.check_rate(account)
-        self.check_ids(account)
+        answer = await self.front(request, account)
+        if not isinstance(answer, str):
+            return answer
         self.stats.operations["list_models"] += 1
         try:
             call = PageRequest.from_query(request.query)

@@ -18,10 +18,11 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from fwprep._protocol import MAX_PAGE_SIZE
+
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "ListingError", "PageRequest", "page_of"]
 
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 
 
 class ListingError(ValueError):
