@@ -107,7 +107,7 @@ class _Pacer:
         now = self._clock.now()
         if not self._waiters and now + _RESOLUTION >= self._due():
             self._last_sent = now
-            self._waited(False)
+            self._sent(waited=False)
             return now
         me = asyncio.get_running_loop().create_future()
         self._waiters.append(me)
@@ -121,11 +121,11 @@ class _Pacer:
         # Keep to the schedule (a late wake-up does not push every later slot
         # back) without letting a long stall turn into a burst.
         self._last_sent = max(due, now - self._interval())
-        self._waited(True)
+        self._sent(waited=True)
         return now
 
-    def _waited(self, waited: bool) -> None:
-        """Hook: whether the request just sent had to wait for the pace."""
+    def _sent(self, *, waited: bool) -> None:
+        """Hook: a request was just let go (``waited``: it had to wait for the pace)."""
 
     async def _nap(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -379,12 +379,12 @@ class AdaptiveRateLimiter(_Pacer):
         """Whether it is still in its cautious start (no 429 seen yet)."""
         return self._starting
 
-    def _waited(self, waited: bool) -> None:
+    def _sent(self, *, waited: bool) -> None:
         self._held_back = self._held_back or waited
         self._stretch = 1 + _PACE_JITTER * (2 * self._random.random() - 1)
 
     def _interval(self) -> float:
-        if self._spacing.known or self._rate * _SLOW <= 1.0:
+        if self._spacing.known or 1.0 / self._rate >= _SLOW:
             return 1.0 / self._rate  # a slow pace, or a spacing, is kept to exactly
         return self._stretch / self._rate
 
@@ -427,8 +427,11 @@ class AdaptiveRateLimiter(_Pacer):
         clean = self._throttled == 0 and self._answers >= 3 and elapsed >= 2.0
         if full or flooded or clean:
             self._judge(share, elapsed, now)
-            self._window_start = None
-            self._answers = self._throttled = 0
+            self._new_window()
+
+    def _new_window(self) -> None:
+        self._window_start = None
+        self._answers = self._throttled = 0
 
     def pause(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (a server's ``Retry-After``); see :meth:`_Pacer.pause`.
@@ -446,13 +449,9 @@ class AdaptiveRateLimiter(_Pacer):
         accepted one, whatever was refused in between, so a probe that is
         refused costs one 429 and no time.
         """
-        spacing = self._spacing.next_spacing()
-        self._rate = max(self._min_rate, 1.0 / spacing)
         self._last_sent = self._spacing.last_ok
-        self._window_start = None
-        self._answers = self._throttled = 0
-        self._changed_at = self._clock.now()
-        self._changed()
+        self._new_window()
+        self._set_rate(1.0 / self._spacing.next_spacing(), self._clock.now())
 
     def _judge(self, share: float, elapsed: float, now: float) -> None:
         """Cut, grow or hold, on a window's share of 429s."""

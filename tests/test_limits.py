@@ -202,7 +202,7 @@ def test_clean_windows_grow_the_rate_faster_and_faster_when_it_binds(clock: Fake
     limiter = steady(clock, rate=40.0, window=1.0)
     rates = []
     for _ in range(3):
-        limiter._waited(True)  # requests were held back by the pace
+        limiter._sent(waited=True)  # requests were held back by the pace
         window(limiter, clock, oks=40, throttles=0, span=1.0)
         rates.append(limiter.rate)
     assert rates == pytest.approx([44.0, 44.0 * 1.2, 44.0 * 1.2 * 1.4])
@@ -210,7 +210,7 @@ def test_clean_windows_grow_the_rate_faster_and_faster_when_it_binds(clock: Fake
 
 def test_a_slow_rate_grows_per_second_not_per_window(clock: FakeClock) -> None:
     limiter = steady(clock, rate=0.5)
-    limiter._waited(True)
+    limiter._sent(waited=True)
     window(limiter, clock, oks=3, throttles=0, span=6.0)  # 3 clean answers in 6 s
     assert limiter.rate == pytest.approx(0.5 * 1.5)  # 1.1 ** 6, capped at 1.5 a window
 
