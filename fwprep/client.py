@@ -193,7 +193,6 @@ class FireworksClient:
                 else AdaptiveRateLimiter(clock=self.clock)
             )
         self.limiter: RateLimiter = limiter
-        self._limiter_paces = hasattr(limiter, "pause")
         self.transport: Transport = transport or AiohttpTransport(
             timeout=self.timeout, limit=max_concurrency, session=session
         )
@@ -323,7 +322,8 @@ class FireworksClient:
                 throttled=throttled,
                 throttled_for=self._throttled_for(sent),
             )
-            if step.retry and sent.status == 429 and step.wait == 0 and not self._limiter_paces:
+            throttled_now = step.retry and sent.status == 429 and step.wait == 0
+            if throttled_now and not hasattr(self.limiter, "pause"):
                 # A limiter that cannot pause may not slow down either: back off.
                 step = attrs.evolve(step, wait=self.retry.backoff(throttled, self._rng))
             if step.retry and step.charge is not Charge.NONE:
