@@ -209,6 +209,7 @@ class ReportWriter:
         try:
             self._lock()
             self._repair_tail()
+            self._end = self._file.seek(0, os.SEEK_END)  # one writer: kept up to date below
         except OSError as exc:
             self._file.close()
             raise self._error("write", exc) from None
@@ -266,7 +267,7 @@ class ReportWriter:
         if self._broken:
             raise ReportError(f"the report {self.path} could not be written earlier")
         data = (record.to_line() + "\n").encode("utf-8")
-        end = self._file.seek(0, os.SEEK_END)
+        end = self._end
         try:
             written = 0
             while written < len(data):  # after a short write, the next one says why
@@ -279,6 +280,7 @@ class ReportWriter:
             with contextlib.suppress(OSError):
                 self._file.truncate(end)
             raise self._error("write", exc) from None
+        self._end += len(data)
         self._dirty = True
         if time.monotonic() - self._last_sync >= self._sync_interval:
             self.sync()
