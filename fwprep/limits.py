@@ -29,7 +29,7 @@ __all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 _RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
 _SLOW = 1.0  # seconds between requests from which a slow account's spacing is steered by
 _TIGHT = 0.02  # a spacing bracket this narrow (relative) is not probed further
-_RECHECK = 20  # accepted requests at a settled spacing before it is probed again
+_RECHECK = 30  # accepted requests at a settled spacing before it is probed again
 _PACE_JITTER = 0.25  # each adaptive interval is stretched or shrunk by up to this share
 _JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
 
@@ -169,8 +169,12 @@ class _Spacing:
         self.settled = 0
         self.refused = self.accepted = 0  # answers that moved a bound
 
-    def answer(self, sent_at: float, *, throttled: bool) -> None:
-        """Fold in one answer, for a request sent at ``sent_at``."""
+    def answer(self, sent_at: float, *, throttled: bool, retry_at: float | None = None) -> None:
+        """Fold in one answer, for a request sent at ``sent_at``.
+
+        ``retry_at``: when a 429's ``Retry-After`` says a request will be
+        accepted again, a bound on the spacing from above.
+        """
         if sent_at <= self.last_ok:
             return  # overtaken by a later request's answer
         gap = sent_at - self.last_ok
@@ -179,6 +183,8 @@ class _Spacing:
             if self.last_ok > -math.inf:
                 self.refused += 1
                 self.low = max(self.low, gap)
+                if retry_at is not None:
+                    self.high = min(self.high, retry_at - self.last_ok)
                 if self.low >= self.high * (1 + _JITTER):
                     self.abandoned = True
                 elif self.low >= self.high:
@@ -285,21 +291,25 @@ class AdaptiveRateLimiter(_Pacer):
       second, once its answers bracket such a spacing, the limiter sends
       each request that long after the last accepted one and narrows the
       bracket with a probe now and then (a refused probe costs one 429 and
-      no time): see :attr:`spacing`. Answers that no spacing explains
-      (other clients on the account), or a ``Retry-After``, leave the rate
-      to the windows above.
+      no time): see :attr:`spacing`. A 429's ``Retry-After`` narrows the
+      bracket from above (the time it names, less the last acceptance, is a
+      spacing that works). Answers that no spacing explains (other clients
+      on the account) leave the rate to the windows above.
     - **In flight follows the rate.** Requests are paced one after another,
       so at 10 requests a minute there is about one in flight whatever the
-      client's concurrency. Above one request a second each interval is
-      stretched or shrunk at random by up to a quarter (the mean is the
-      rate), so that processes sharing an account do not fall into step,
-      where the same one always asks just after another took the token.
+      client's concurrency. Each interval is stretched or shrunk at random
+      by up to a quarter (the mean is the rate), so that processes sharing
+      an account do not fall into step, where the same one always asks just
+      after another took the token; a lone client's slow pace stays exact
+      until answers show other clients, so that it can find its spacing.
 
     With several processes on one account each finds a share: they all see
     the account's 429s and cut to what each was accepted. The shares are not
     equal, but the random stretch keeps any one from being refused more
-    often than the others for its timing alone, and a process whose
-    neighbours finish regrows into their room.
+    often than the others for its timing alone, the floor (``min_rate``)
+    keeps every one asking often enough that a thin account's tokens are
+    taken soon after they come, and a process whose neighbours finish
+    regrows into their room.
 
     Args:
         initial_rate: requests per second at the start.
@@ -308,7 +318,11 @@ class AdaptiveRateLimiter(_Pacer):
         growth: the factor the rate grows by after a clean window.
         window: the shortest window, in seconds.
         min_samples: the fewest answers a window is judged on.
-        min_rate: the floor, in requests per second (default: 1 a minute).
+        min_rate: the floor, in requests per second. The default, 7.5 a
+            minute, is under the smallest account limit (10 a minute), so a
+            lone process never asks above it. Processes sharing a thin
+            account may together: their extra asks are refused (429s take
+            no token), and the account's tokens are used as they come.
         clock: where it reads the time and sleeps (default: the real clock).
         rng: where the intervals' random stretch is drawn (default: a fresh
             generator); a seeded one makes a run repeatable.
@@ -323,7 +337,7 @@ class AdaptiveRateLimiter(_Pacer):
         growth: float = 1.1,
         window: float = 0.25,
         min_samples: int = 10,
-        min_rate: float = 1 / 60,
+        min_rate: float = 1 / 8,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -348,6 +362,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._throttled = 0
         self._clean_windows = 0
         self._spacing = _Spacing()
+        self._retry_at: float | None = None
         self._stretch = 1.0
         self._random = rng or random.Random()
         self.throttles = 0
@@ -368,9 +383,10 @@ class AdaptiveRateLimiter(_Pacer):
         limiter sends each request that long after the last accepted one,
         narrowing the bracket with a probe now and then, and ``spacing`` is
         the seconds it keeps to. It is ``None`` while the answers show no
-        such spacing, for good once they contradict one (other clients
-        drawing on the budget) or the server sends ``Retry-After``: then
-        windows of answers steer the rate.
+        such spacing, and for good once they contradict one (other clients
+        drawing on the budget): then windows of answers steer the rate. A
+        ``Retry-After`` bounds the spacing from above: the time it names,
+        less the last acceptance, is one the server will accept.
         """
         return self._spacing.next_spacing() if self._spacing.known else None
 
@@ -384,8 +400,10 @@ class AdaptiveRateLimiter(_Pacer):
         self._stretch = 1 + _PACE_JITTER * (2 * self._random.random() - 1)
 
     def _interval(self) -> float:
-        if self._spacing.known or 1.0 / self._rate >= _SLOW:
-            return 1.0 / self._rate  # a slow pace, or a spacing, is kept to exactly
+        if self._spacing.known or (1.0 / self._rate >= _SLOW and not self._spacing.abandoned):
+            # A spacing is kept to exactly, and so is a slow pace until answers
+            # show other clients: a lone slow client's answers must bracket it.
+            return 1.0 / self._rate
         return self._stretch / self._rate
 
     def on_success(self, sent_at: float) -> None:
@@ -398,7 +416,8 @@ class AdaptiveRateLimiter(_Pacer):
         self._record(sent_at, throttled=True)
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
-        self._spacing.answer(sent_at, throttled=throttled)
+        retry_at, self._retry_at = self._retry_at, None
+        self._spacing.answer(sent_at, throttled=throttled, retry_at=retry_at)
         if not self._starting and self._spacing.known:
             self._steer_by_spacing()
             return
@@ -436,10 +455,10 @@ class AdaptiveRateLimiter(_Pacer):
     def pause(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (a server's ``Retry-After``); see :meth:`_Pacer.pause`.
 
-        A server that says when to come back is followed instead of being
-        probed: the spacing is no longer steered by.
+        The time it names also bounds a slow account's spacing from above
+        (see :attr:`spacing`), with the 429 that :meth:`on_throttle` records next.
         """
-        self._spacing.abandoned = True
+        self._retry_at = self._clock.now() + seconds
         super().pause(seconds)
 
     def _steer_by_spacing(self) -> None:

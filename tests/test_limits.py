@@ -309,14 +309,33 @@ def test_answers_no_spacing_explains_leave_the_rate_to_windows(clock: FakeClock)
     assert limiter.spacing is None
 
 
-def test_a_retry_after_is_followed_instead_of_a_spacing(clock: FakeClock) -> None:
+def test_a_retry_after_bounds_the_spacing_from_above(clock: FakeClock) -> None:
     limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
     for sent, ok in LONE_ANSWERS:
         clock.t = sent + 0.05
         answer(limiter, clock, sent, ok=ok)
-    assert limiter.spacing is not None
-    limiter.pause(3.0)
-    assert limiter.spacing is None
+    assert limiter.spacing == pytest.approx(5.0)  # somewhere between 4 and 6 s
+    # Refused 4.5 s after the last accepted request, and told to come back
+    # 5 s after it: the spacing is between 4.5 and 5 s.
+    clock.t = 22.55
+    limiter.pause(0.45)
+    answer(limiter, clock, 22.5, ok=False)
+    assert limiter.spacing == pytest.approx(4.75)
+
+
+def test_a_spacing_never_sends_during_a_pause() -> None:
+    async def main() -> float:
+        clock = LoopClock()
+        limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
+        for sent, ok in LONE_ANSWERS:
+            await asyncio.sleep(sent + 0.05 - clock.now())
+            (limiter.on_success if ok else limiter.on_throttle)(sent)
+        await asyncio.sleep(22.55 - clock.now())
+        limiter.pause(2.0)  # longer than the spacing says: the server is obeyed
+        limiter.on_throttle(22.5)
+        return await limiter.acquire()
+
+    assert run_virtual(main()) == pytest.approx(24.55)
 
 
 def test_an_adaptive_pace_is_stretched_at_random_around_its_rate() -> None:
