@@ -15,6 +15,23 @@ SERVED_PREPARE_DELAY = 2.0
 """Seconds a preparation takes on a served emulator: long enough to see a wait happen."""
 
 
+def _delay(text: str) -> tuple[float, float | None]:
+    low, sep, high = text.partition("-")
+    try:
+        if not sep:
+            return duration(text), None
+        values = (float(low), float(high))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a preparation time: {text!r} (examples: 30s, 2m, or 5-30 for uniform seconds)"
+        ) from None
+    if not 0 <= values[0] <= values[1] < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"not a range of seconds: {text!r} (need 0 <= LOW <= HIGH)"
+        )
+    return values
+
+
 def _latency(text: str) -> tuple[float, float | None]:
     low, sep, high = text.partition("-")
     try:
@@ -54,11 +71,18 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--prepare-delay",
-        type=duration,
-        default=SERVED_PREPARE_DELAY,
+        type=_delay,
+        default=(SERVED_PREPARE_DELAY, None),
         metavar="D",
-        help="time until a prepared precision shows on the model "
-        f"(default: {show_duration(SERVED_PREPARE_DELAY)})",
+        help="time until a prepared precision shows on the model: 30s, or 5-30 (seconds, "
+        f"uniform) (default: {show_duration(SERVED_PREPARE_DELAY)})",
+    )
+    parser.add_argument(
+        "--failure-rate",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="chance that a preparation fails (the model's status says so)",
     )
     parser.add_argument(
         "--latency-ms", type=_latency, metavar="MS", help="added latency: 20, or 10-50 (uniform)"
@@ -101,7 +125,9 @@ async def run(args: argparse.Namespace) -> int:
     )
     config = EmulatorConfig(
         api_keys=(str(args.api_key or DEFAULT_API_KEY),),
-        prepare_delay=args.prepare_delay,
+        prepare_delay=args.prepare_delay[0],
+        prepare_delay_max=args.prepare_delay[1],
+        failure_rate=args.failure_rate,
         rpm=args.rpm,
         burst=args.burst,
         retry_after=args.retry_after,

@@ -156,6 +156,12 @@ class EmulatorConfig:
             knows; any other model is 404. ``None`` means every model exists.
         prepare_delay: seconds from an accepted prepare until the precision
             shows on the model.
+        prepare_delay_max: when set, each preparation takes a time drawn
+            uniformly between ``prepare_delay`` and this (real preparations
+            vary: ``fwprep emulator --prepare-delay 5-30``).
+        failure_rate: the chance that a preparation fails after its delay:
+            the model's ``status`` becomes ``INTERNAL`` with a message, and
+            the precision does not show.
         rpm: account-wide limit in requests per minute (a token bucket per
             account); ``None`` for no limit. Above it: 429 RESOURCE_EXHAUSTED.
         burst: the bucket's depth; default one second's worth of ``rpm``.
@@ -172,6 +178,8 @@ class EmulatorConfig:
     api_keys: tuple[str, ...] = attrs.field(default=(DEFAULT_API_KEY,), converter=_str_tuple)
     catalog: Mapping[str, CatalogEntry] | None = None
     prepare_delay: float = attrs.field(default=0.0, validator=_non_negative)
+    prepare_delay_max: float | None = None
+    failure_rate: float = attrs.field(default=0.0, validator=_probability)
     rpm: float | None = None
     burst: float | None = None
     retry_after: bool = False
@@ -185,6 +193,10 @@ class EmulatorConfig:
             raise ValueError("api_keys must hold at least one non-empty key")
         if self.rpm is not None and not self.rpm > 0:
             raise ValueError("rpm must be > 0")
+        if self.prepare_delay_max is not None and not (
+            self.prepare_delay <= self.prepare_delay_max < math.inf
+        ):
+            raise ValueError("prepare_delay_max must be finite and >= prepare_delay")
         if self.error_format not in ("google", "nested", "flat", "html", "empty"):
             raise ValueError(f"unknown error_format {self.error_format!r}")
 
@@ -250,7 +262,7 @@ class EmulatorStats:
 class _ModelState:
     supported: list[str]
     calibrated: bool
-    pending: dict[str, float] = attrs.field(factory=dict)
+    pending: dict[str, tuple[float, bool]] = attrs.field(factory=dict)  # ready at, fails
     status: tuple[str, str] = ("OK", "")
 
 
@@ -371,17 +383,27 @@ class _Service:
             )
         return state
 
+    def preparation(self) -> tuple[float, bool]:
+        """When a preparation accepted now is done, and whether it fails then."""
+        config = self.config
+        delay = config.prepare_delay
+        if config.prepare_delay_max is not None:
+            delay = self.rng.uniform(delay, config.prepare_delay_max)
+        return time.monotonic() + delay, self.rng.random() < config.failure_rate
+
     def settle(self, name: str, state: _ModelState) -> None:
         if not state.pending:
             return
         now = time.monotonic()
         entry = (self.config.catalog or {}).get(name)
-        for precision, ready_at in list(state.pending.items()):
+        for precision, (ready_at, fails) in list(state.pending.items()):
             if ready_at > now:
                 continue
             del state.pending[precision]
             if entry is not None and entry.fail_preparation is not None:
                 state.status = (entry.fail_code, entry.fail_preparation)
+            elif fails:
+                state.status = ("INTERNAL", f"preparation for {precision} failed (emulated)")
             elif precision not in state.supported:
                 state.supported.append(precision)
 
@@ -454,9 +476,10 @@ class _Service:
         state = self.state_of(name)
         self.settle(name, state)
         if precision is not None:
-            state.pending.setdefault(precision, time.monotonic() + self.config.prepare_delay)
-            if self.config.prepare_delay == 0:
-                self.settle(name, state)
+            if precision not in state.pending:
+                state.pending[precision] = self.preparation()
+                state.status = ("OK", "")  # the status tells of the latest operation
+            self.settle(name, state)
         self.stats.prepare_successes[key] += 1
         return web.Response(body=b"{}", content_type="application/json")
 
