@@ -58,6 +58,7 @@ from fwprep.names import ModelRef
 from fwprep.precision import Precision
 from fwprep.retry import RetryBudget, RetryPolicy, set_testing
 from fwprep.transport import AiohttpTransport, Response, Transport
+from fwprep.waiting import Waiter, WaitOutcome
 
 __all__ = [
     "AdaptiveRateLimiter",
@@ -104,7 +105,9 @@ __all__ = [
     "Transport",
     "TransportError",
     "UnexpectedResponseError",
+    "WaitOutcome",
     "WaitTimeoutError",
+    "Waiter",
     "__version__",
     "iter_batch",
     "run_batch",

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
-__all__ = ["bounded_map"]
+__all__ = ["bounded_map", "merge"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,3 +85,35 @@ async def bounded_map(
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def merge(*sources: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """Yield what several async iterators yield, as it comes, until all of them end.
+
+    Each source is advanced by its own pending ``anext``; an exception from
+    one propagates (after the others' pending steps are cancelled), and
+    closing the merged generator cancels those steps and closes every source
+    that can be closed.
+    """
+    pending: dict[asyncio.Future[T], AsyncIterator[T]] = {
+        asyncio.ensure_future(anext(source)): source for source in sources
+    }
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for step in done:
+                source = pending.pop(step)
+                try:
+                    value = step.result()
+                except StopAsyncIteration:
+                    continue
+                pending[asyncio.ensure_future(anext(source))] = source
+                yield value
+    finally:
+        for step in pending:
+            step.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for source in sources:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import random
 from collections.abc import (
@@ -21,6 +20,7 @@ import aiohttp
 import anyio
 import attrs
 
+from fwprep._checks import check_count, check_positive, coerce_item
 from fwprep._clock import SYSTEM_CLOCK, Clock
 from fwprep._convert import describe_structure_error, structure_model
 from fwprep._pool import bounded_map
@@ -51,6 +51,7 @@ from fwprep.names import ModelRef, validate_id
 from fwprep.precision import Precision
 from fwprep.retry import Action, Charge, RetryBudget, RetryPolicy, Verdict
 from fwprep.transport import AiohttpTransport, Response, Transport
+from fwprep.waiting import Waiter, WaitOutcome
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -499,6 +500,47 @@ class FireworksClient:
         assert scope.cancelled_caught
         raise WaitTimeoutError(f"{ref}: {wanted} did not appear within {timeout:g} s")
 
+    def wait_many(
+        self,
+        items: Iterable[ItemLike],
+        *,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> AsyncGenerator[WaitOutcome, None]:
+        """Wait on many accepted preparations at once; yield each outcome as it is known.
+
+        The items (each with a precision) wait in one set that holds no
+        concurrency slot, read in rounds from list pages or model by model,
+        whichever costs fewer requests, less often as the wait grows (see
+        :class:`~fwprep.Waiter`). ``timeout`` counts from the call::
+
+            accepted = [o.item async for o in client.prepare_many(items) if o.ok]
+            async for outcome in client.wait_many(accepted, timeout=3600):
+                print(outcome.item.key, "ok" if outcome.ok else outcome.error)
+
+        A failed wait is an outcome with ``ok=False`` and its ``error``
+        (:class:`~fwprep.PreparationFailedError`, :class:`~fwprep.WaitTimeoutError`,
+        or the error reading the model ended with), never an exception.
+        ``run_batch(wait=True)`` does the same while it is still sending.
+
+        Raises:
+            InputError: an item is malformed or has no precision (at the call).
+            ConfigError: a bad ``timeout`` or ``poll_interval``, or the client is closed.
+        """
+        waiter = Waiter(
+            self,
+            timeout=check_positive("timeout", timeout),
+            poll_interval=check_positive("poll_interval", poll_interval),
+        )
+        self._check_open()
+        for raw in items:
+            item = self.item(raw)
+            if item.precision is None:
+                raise InputError(f"{item.key}: no precision to wait for")
+            waiter.add(item)
+        waiter.close()
+        return waiter.outcomes()
+
     def prepare_many(
         self,
         items: Iterable[ItemLike] | AsyncIterable[ItemLike],
@@ -549,42 +591,3 @@ class FireworksClient:
 
     async def _prepare_raw(self, raw: ItemLike) -> PrepareOutcome:
         return await self.prepare(self.item(raw))
-
-
-def check_count(name: str, value: object) -> int:
-    """``value`` when it is a whole number >= 1; else :class:`~fwprep.ConfigError` naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-    return value
-
-
-def check_positive(name: str, value: object, unit: str = "seconds") -> float:
-    """``value`` when it is a finite number > 0; else :class:`~fwprep.ConfigError` naming it."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigError(f"{name} must be a finite number of {unit} > 0, got {value!r}")
-    return float(value)
-
-
-def coerce_item(raw: object, account_id: str | None) -> PrepareItem:
-    """An item from a :class:`~fwprep.PrepareItem` or a ``(model, precision)`` pair.
-
-    Raises:
-        InputError: naming the item and the shape expected, or what is invalid in it.
-    """
-    if isinstance(raw, PrepareItem):
-        return raw
-    if not isinstance(raw, tuple | list) or len(raw) != 2:
-        raise InputError(f"item {_show(raw)}: expected a PrepareItem or a (model, precision) pair")
-    model, precision = raw
-    if not isinstance(model, str | ModelRef):
-        raise InputError(f"item {_show(raw)}: the model must be text or a ModelRef")
-    if precision is not None and not isinstance(precision, str):
-        raise InputError(
-            f"item {_show(raw)}: the precision must be text such as 'fp8', a Precision or None"
-        )
-    return PrepareItem(ModelRef.parse(model, account_id), precision)
-
-
-def _show(raw: object) -> str:
-    text = repr(raw)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -76,6 +76,22 @@ class ModelListing:
         self.listed += 1
         return self._buffer.popleft()
 
+    async def by_page(self) -> AsyncIterator[list[Model]]:
+        """The models a page at a time, for a reader that may stop between pages.
+
+        Each list is one page, one request; the next page is requested only
+        when the loop asks for it, so breaking out costs nothing more. Use it
+        or iterate model by model, not both on one listing.
+        """
+        while self._buffer or not self._done:
+            if not self._buffer:
+                await self._next_page()
+            page = list(self._buffer)
+            self._buffer.clear()
+            self.listed += len(page)
+            if page:
+                yield page
+
     async def _next_page(self) -> None:
         body = await self._fetch(self._next_token)
         self.pages += 1

@@ -115,6 +115,8 @@ class Admitted(enum.Enum):
     """An item seen before in this batch: recorded ``duplicate``, run once."""
     DONE = "done"
     """An item the report already has as done (``resume``): skipped."""
+    WAIT = "wait"
+    """An item the report has as accepted (``resume`` with ``wait``): waited on, not prepared."""
     ELSEWHERE = "elsewhere"
     """Another shard's item or row: not this batch's business."""
 
@@ -129,11 +131,19 @@ class Admission:
     Args:
         shard: run only this :class:`Shard` of the entries.
         done: keys an earlier report has as done.
+        accepted: keys an earlier report has as accepted, to wait on.
     """
 
-    def __init__(self, *, shard: Shard | None = None, done: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        shard: Shard | None = None,
+        done: Iterable[str] = (),
+        accepted: Iterable[str] = (),
+    ) -> None:
         self.shard = shard
         self._done = {_key_hash(k) for k in done}
+        self._accepted = {_key_hash(k) for k in accepted}
         self._seen: set[int] = set()
 
     def admit(self, entry: ManifestEntry) -> Admitted:
@@ -151,6 +161,8 @@ class Admission:
         self._seen.add(hashed)
         if hashed in self._done:
             return Admitted.DONE
+        if hashed in self._accepted:
+            return Admitted.WAIT
         return Admitted.RUN
 
 
@@ -162,6 +174,7 @@ class BatchPlan:
     duplicates: int = 0
     invalid: list[str] = attrs.field(factory=list)
     already_done: int = 0
+    to_wait: int = 0
     read_error: str | None = None
 
     @property
@@ -171,8 +184,8 @@ class BatchPlan:
 
     @property
     def records(self) -> int:
-        """Final records a run would write: items, duplicates and invalid rows."""
-        return self.to_send + self.duplicates + len(self.invalid)
+        """Final records a run would write: items, waits, duplicates and invalid rows."""
+        return self.to_send + self.to_wait + self.duplicates + len(self.invalid)
 
 
 async def plan_batch(
@@ -180,6 +193,7 @@ async def plan_batch(
     *,
     shard: Shard | None = None,
     done: Iterable[str] = (),
+    accepted: Iterable[str] = (),
 ) -> BatchPlan:
     """What a batch of ``entries`` would do, without sending anything or writing a report.
 
@@ -187,7 +201,7 @@ async def plan_batch(
     :attr:`BatchPlan.read_error`, beside what was planned up to it.
     """
     plan = BatchPlan()
-    admission = Admission(shard=shard, done=done)
+    admission = Admission(shard=shard, done=done, accepted=accepted)
     try:
         async for entry in aiter_entries(entries):
             verdict = admission.admit(entry)
@@ -197,6 +211,8 @@ async def plan_batch(
                 plan.duplicates += 1
             elif verdict is Admitted.DONE:
                 plan.already_done += 1
+            elif verdict is Admitted.WAIT:
+                plan.to_wait += 1
             elif verdict is Admitted.RUN:
                 assert not isinstance(entry, InvalidRow)
                 precision = entry.precision.value if entry.precision else "(API default)"

@@ -13,7 +13,11 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """Shows a batch's progress on stderr; feed it each final record.
+    """Shows a batch's progress on stderr; feed it each record the batch passes on.
+
+    Final records count as done; ``accepted`` ones (a prepare accepted, its
+    precision awaited) are shown as waiting, until the final record that
+    ends each wait.
 
     On a terminal it draws a rich progress bar (done/total, rate, ETA,
     failures so far); rich honours ``NO_COLOR``. Anywhere else (a log file, a
@@ -35,6 +39,7 @@ class Progress:
         self.quiet = quiet
         self.interval = interval
         self.counts: Counter[str] = Counter()
+        self._waiting: set[str | None] = set()
         self._started = time.monotonic()
         self._last_line = self._started
         is_tty = self.stream.isatty() if terminal is None else terminal
@@ -69,23 +74,34 @@ class Progress:
         self._bar.start()
 
     def __call__(self, record: Record) -> None:
-        """Count one final record and refresh the display when due."""
-        self.counts[record.status] += 1
+        """Count one record and refresh the display when due."""
+        if record.status == "accepted":
+            self._waiting.add(record.key)
+        else:
+            self.counts[record.status] += 1
+            self._waiting.discard(record.key)
         if self.quiet:
             return
         if self._bar is not None:
             failed = self.counts["failed"] + self.counts["invalid"]
+            notes = [f"{failed} failed"] if failed else []
+            notes += [f"{self.waiting} waiting"] if self.waiting else []
             self._bar.update(
                 self._task,
                 completed=self.done,
                 rate=f"{self.rate:.1f}",
-                failures=f"{failed} failed" if failed else "",
+                failures=", ".join(notes),
             )
             return
         now = time.monotonic()
         if now - self._last_line >= self.interval:
             self._last_line = now
             print(f"fwprep: {self.status_line()}", file=self.stream, flush=True)
+
+    @property
+    def waiting(self) -> int:
+        """Items accepted whose precision has not shown yet."""
+        return len(self._waiting)
 
     @property
     def done(self) -> int:
@@ -102,7 +118,8 @@ class Progress:
         """One line: done (of total), the counts, the rate."""
         of = f" of {self.total}" if self.total is not None else ""
         parts = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
-        return f"{self.done}{of} done ({parts}) at {self.rate:.1f}/s"
+        waiting = f", {self.waiting} waiting" if self.waiting else ""
+        return f"{self.done}{of} done ({parts}){waiting} at {self.rate:.1f}/s"
 
     def close(self) -> None:
         """Stop drawing (the bar stays on screen)."""

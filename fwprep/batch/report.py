@@ -37,7 +37,13 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from fwprep.batch.status import DONE_STATUSES, FINAL_STATUSES, ROW_STATUSES, RecordStatus
+from fwprep.batch.status import (
+    DONE_STATUSES,
+    FINAL_STATUSES,
+    ROW_STATUSES,
+    WAITING_STATUSES,
+    RecordStatus,
+)
 from fwprep.errors import ApiError, FwprepError
 
 __all__ = [
@@ -124,7 +130,7 @@ class Record:
             ValueError: when required fields are missing or of the wrong type.
         """
         status = data.get("status")
-        if status not in ("started", *FINAL_STATUSES):
+        if status not in ("started", "accepted", *FINAL_STATUSES):
             raise ValueError(f"unknown status {status!r}")
         error = data.get("error")
         info = None
@@ -338,9 +344,33 @@ class ReportContents:
             k for k, r in self.last.items() if r.status in DONE_STATUSES and r.key is not None
         )
 
+    def accepted(self) -> dict[str, float]:
+        """Keys whose last status is ``accepted``, with the seconds since that record.
+
+        ``--resume --wait`` goes back to waiting on these, counting the wait
+        timeout from their acceptance; ``--resume`` without ``--wait`` skips them.
+        """
+        now = datetime.now(UTC)
+        return {
+            k: _seconds_since(r.ts, now)
+            for k, r in self.last.items()
+            if r.status in WAITING_STATUSES and r.key is not None
+        }
+
     def counts(self) -> Counter[str]:
         """How many identities end in each status."""
         return Counter(r.status for r in self.last.values())
+
+
+def _seconds_since(ts: str, now: datetime) -> float:
+    """Seconds from a record's ``ts`` to ``now`` (0 for a ``ts`` that cannot be read)."""
+    try:
+        then = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return max(0.0, (now - then).total_seconds())
 
 
 def _lock_holder(fd: int) -> int | None:

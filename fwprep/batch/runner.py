@@ -5,24 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from typing import Any
 
 import attrs
 
-from fwprep._pool import bounded_map
+from fwprep._checks import check_count, check_positive
+from fwprep._pool import bounded_map, merge
 from fwprep.batch.admit import Admission, Admitted, Shard, aiter_entries
 from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
 from fwprep.batch.report import ErrorInfo, Record, ReportError, ReportWriter
 from fwprep.batch.status import RecordStatus
 from fwprep.batch.summary import BatchSummary
-from fwprep.client import (
-    DEFAULT_POLL_INTERVAL,
-    DEFAULT_WAIT_TIMEOUT,
-    FireworksClient,
-    check_count,
-    check_positive,
-)
+from fwprep.client import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT, FireworksClient
 from fwprep.errors import (
     ApiError,
     AuthenticationError,
@@ -31,6 +33,7 @@ from fwprep.errors import (
     PermissionDeniedError,
 )
 from fwprep.models import PrepareItem
+from fwprep.waiting import Waiter, WaitOutcome
 
 __all__ = ["DEFAULT_GRACE", "BatchOptions", "BatchRunner"]
 
@@ -71,9 +74,14 @@ class BatchOptions:
 
     Attributes:
         check: read each model first; a precision it already has is ``skipped``.
-        wait: after each prepare, wait until the precision shows on the model.
-        wait_timeout: how long each wait may take, in seconds.
-        poll_interval: seconds between reads of a model while waiting.
+        wait: after each prepare is accepted, wait until the precision shows
+            on the model. Accepted items are recorded ``accepted`` and wait
+            in one set, holding no concurrency slot, read in rounds (see
+            :class:`~fwprep.Waiter`) while the batch goes on sending.
+        wait_timeout: how long each wait may take, in seconds from acceptance.
+        poll_interval: seconds from acceptance to an item's first read, and
+            the shortest interval between its reads (longer waits are read
+            less often, up to once a minute).
         max_failures: halt after this many failed items (``None``: never).
         shard: run only this :class:`Shard` of the items (``"2/4"`` is read
             as ``Shard.parse("2/4")``).
@@ -148,7 +156,10 @@ class BatchRunner:
         options: the :class:`BatchOptions` (default: all defaults).
         report: where records are written; ``None`` writes nothing.
         done: keys to skip, from an earlier report (``--resume``).
-        on_record: called with each final record (progress display).
+        accepted: keys an earlier report has as ``accepted``, each with the
+            seconds since (``--resume --wait``): waited on, not prepared again.
+        on_record: called with each final record, and with each ``accepted``
+            one (progress display).
     """
 
     def __init__(
@@ -158,12 +169,14 @@ class BatchRunner:
         *,
         report: ReportWriter | None = None,
         done: Iterable[str] = (),
+        accepted: Mapping[str, float] | None = None,
         on_record: Callable[[Record], None] | None = None,
     ) -> None:
         self.client = client
         self.options = options = options or BatchOptions()
         self.report = report
-        self.admission = Admission(shard=options.shard, done=done)
+        self._resumed_waits = dict(accepted or {})
+        self.admission = Admission(shard=options.shard, done=done, accepted=self._resumed_waits)
         self.concurrency = options.concurrency or client.max_concurrency
         self.on_record = on_record
         self.summary = BatchSummary(report=str(report.path) if report else None)
@@ -173,6 +186,10 @@ class BatchRunner:
         self._working: dict[asyncio.Task[Any], tuple[PrepareItem, float]] = {}
         self._grace_cancelled: set[asyncio.Task[Any]] = set()
         self._cancel_timer: asyncio.TimerHandle | None = None
+        self.waiter = Waiter(
+            client, timeout=options.wait_timeout, poll_interval=options.poll_interval
+        )
+        self._prepare_elapsed: dict[str, float] = {}  # an accepted item's time to acceptance
 
     # -- stopping ---------------------------------------------------------------
 
@@ -186,6 +203,7 @@ class BatchRunner:
         if self.summary.halted is None and self.summary.interrupted is None:
             self.summary.halted = reason
         self._stopping = True
+        self.waiter.stop()  # items waiting stay accepted: --resume --wait goes on waiting
 
     def stop(self, signal_name: str = "SIGINT") -> None:
         """The graceful stop: start no new item, give those in flight ``grace`` seconds.
@@ -200,6 +218,7 @@ class BatchRunner:
         if self.summary.interrupted is None:
             self.summary.interrupted = signal_name
         self._stopping = True
+        self.waiter.stop()  # items waiting stay accepted: --resume --wait goes on waiting
         if self._cancel_timer is None:
             loop = asyncio.get_running_loop()
             self._cancel_timer = loop.call_later(self.options.grace, self._cancel_in_flight)
@@ -242,8 +261,8 @@ class BatchRunner:
         self._report_error = exc
         self.halt(str(exc))
 
-    def _emit(self, record: Record) -> Record:
-        """Write a record and count it; nothing here decides to halt."""
+    def _emit(self, record: Record, *, waited: bool = False) -> Record:
+        """Write a record and count it (``waited``: it ends a wait); it decides nothing."""
         if self.report is not None:
             try:
                 self.report.write(record)
@@ -257,7 +276,7 @@ class BatchRunner:
             )
         if record.status == "started":
             return record
-        self.summary.add(record)
+        self.summary.add(record, waited=waited)
         if self.on_record is not None:
             self.on_record(record)
         return record
@@ -280,12 +299,17 @@ class BatchRunner:
             # Stop reading; what is in flight still finishes and is recorded.
             self.halt(str(exc))
 
-    async def _work(self, admitted: tuple[Admitted, ManifestEntry]) -> Record:
+    async def _work(self, admitted: tuple[Admitted, ManifestEntry]) -> Record | None:
+        """Run one entry to its final record, or (accepted, to wait on) to ``None``."""
         verdict, entry = admitted
         if isinstance(entry, InvalidRow):
             return self._emit(_row_record(entry))
         if verdict is Admitted.DUPLICATE:
             return self._emit(_record(entry, _Ending("duplicate")))
+        if verdict is Admitted.WAIT:
+            self.summary.waiting += 1
+            self.waiter.add(entry, waited=self._resumed_waits.pop(entry.key, 0.0))
+            return None
         if self._stopping:
             reason = "not sent: " + (self.summary.halted or "the batch was stopped")
             error = ErrorInfo("NotStarted", None, reason)
@@ -314,6 +338,23 @@ class BatchRunner:
         finally:
             self._working.pop(task, None)
         record = self._emit(_record(entry, ending, clock.now() - started))
+        if ending.status == "accepted":
+            self._prepare_elapsed[entry.key] = clock.now() - started
+            self.waiter.add(entry)
+            return None
+        self._judge(ending)
+        return record
+
+    def _waited(self, outcome: WaitOutcome) -> Record:
+        """The final record of an item whose wait ended."""
+        item = outcome.item
+        elapsed = self._prepare_elapsed.pop(item.key, 0.0) + outcome.waited
+        if outcome.error is None:
+            ending = _Ending("ok")
+        else:
+            status = outcome.error.status if isinstance(outcome.error, ApiError) else None
+            ending = _Ending("failed", http_status=status, error=outcome.error)
+        record = self._emit(_record(item, ending, elapsed), waited=True)
         self._judge(ending)
         return record
 
@@ -330,15 +371,7 @@ class BatchRunner:
             if outcome.error is not None:
                 return attrs.evolve(ending, status="failed", error=outcome.error)
             if options.wait and item.precision is not None:
-                try:
-                    await client.wait_until_prepared(
-                        item.model,
-                        item.precision,
-                        timeout=options.wait_timeout,
-                        poll_interval=options.poll_interval,
-                    )
-                except FwprepError as exc:
-                    return attrs.evolve(ending, status="failed", error=exc)
+                return attrs.evolve(ending, status="accepted")  # the waiter takes it from here
             return ending
         except FwprepError as exc:  # reading the model for --check failed
             status = exc.status if isinstance(exc, ApiError) else None
@@ -362,11 +395,12 @@ class BatchRunner:
         started = clock.now()
         syncer = asyncio.ensure_future(self._sync_every_second(stop))
         try:
-            pool = bounded_map(self._admitted(entries), self._work, self.concurrency)
-            async with contextlib.aclosing(pool) as records:
+            merged = merge(self._sending(entries), self._waiting())
+            async with contextlib.aclosing(merged) as records:
                 async for record in records:
                     yield record
         finally:
+            self.summary.reads = self.waiter.reads
             syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await syncer
@@ -374,6 +408,25 @@ class BatchRunner:
                 self._cancel_timer.cancel()
             self.summary.elapsed = clock.now() - started
             self._sync()
+
+    async def _sending(
+        self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
+    ) -> AsyncIterator[Record]:
+        """The items' work, a bounded number at a time: final records (accepted ones wait)."""
+        try:
+            pool = bounded_map(self._admitted(entries), self._work, self.concurrency)
+            async with contextlib.aclosing(pool) as records:
+                async for record in records:
+                    if record is not None:
+                        yield record
+        finally:
+            self.waiter.close()  # nothing more to wait on will come
+
+    async def _waiting(self) -> AsyncIterator[Record]:
+        """The final records of the items waited on, as their precisions show (or fail)."""
+        async with contextlib.aclosing(self.waiter.outcomes()) as outcomes:
+            async for outcome in outcomes:
+                yield self._waited(outcome)
 
     async def run(
         self,

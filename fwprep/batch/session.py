@@ -14,6 +14,7 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
+    Mapping,
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager
@@ -21,10 +22,11 @@ from pathlib import Path
 
 import attrs
 
+from fwprep._checks import coerce_item
 from fwprep.batch.manifest import InvalidRow, Manifest, ManifestEntry
 from fwprep.batch.report import Record, ReportContents, ReportWriter, read_report
 from fwprep.batch.runner import BatchOptions, BatchRunner
-from fwprep.client import FireworksClient, ItemLike, coerce_item
+from fwprep.client import FireworksClient, ItemLike
 from fwprep.errors import ConfigError, InputError
 
 __all__ = [
@@ -112,7 +114,9 @@ class Batch:
     """A batch ready to run: its runner, the entries to feed it, and what resume found.
 
     ``resumed`` is the report as read for ``resume`` (``None`` without it),
-    ``done`` the keys it has as done, which the runner skips.
+    ``done`` the keys it has as done, which the runner skips, and
+    ``accepted`` those it waits on without preparing them again (``wait``),
+    each with the seconds since its acceptance.
     """
 
     runner: BatchRunner
@@ -120,6 +124,7 @@ class Batch:
     resumed: ReportContents | None
     done: frozenset[str]
     report_path: Path | None
+    accepted: Mapping[str, float] = attrs.field(factory=dict)
 
 
 def as_paths(manifests: PathLike | Sequence[PathLike]) -> list[PathLike]:
@@ -167,10 +172,16 @@ async def open_batch(
         if client is None:
             client = await stack.enter_async_context((connect or FireworksClient)())
         done = resumed.done_keys() if resumed is not None else frozenset()
-        runner = BatchRunner(client, options, report=writer, done=done, on_record=on_record)
+        accepted = resumed.accepted() if resumed is not None else {}
+        if not (options or BatchOptions()).wait:
+            # Accepting the prepare is all a batch that does not wait asks for.
+            done, accepted = done | accepted.keys(), {}
+        runner = BatchRunner(
+            client, options, report=writer, done=done, accepted=accepted, on_record=on_record
+        )
         entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
             entries_from_items(items, client.account_id)
             if items is not None
             else chain_entries(opened)
         )
-        yield Batch(runner, entries, resumed, done, report_path)
+        yield Batch(runner, entries, resumed, done, report_path, accepted)

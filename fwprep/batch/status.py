@@ -14,11 +14,14 @@ __all__ = [
     "FINAL_STATUSES",
     "ROW_STATUSES",
     "UNFINISHED_STATUSES",
+    "WAITING_STATUSES",
     "RecordStatus",
     "needs_attention",
 ]
 
-RecordStatus = Literal["started", "ok", "failed", "invalid", "duplicate", "skipped", "interrupted"]
+RecordStatus = Literal[
+    "started", "accepted", "ok", "failed", "invalid", "duplicate", "skipped", "interrupted"
+]
 """The states an item's records go through."""
 
 FINAL_STATUSES: tuple[RecordStatus, ...] = (
@@ -43,11 +46,19 @@ FAILED_STATUSES: frozenset[str] = frozenset({"failed", "invalid"})
 UNFINISHED_STATUSES: frozenset[str] = frozenset({"started", "interrupted"})
 """The item began but did not end: a resumed run does it again."""
 
+WAITING_STATUSES: frozenset[str] = frozenset({"accepted"})
+"""The server accepted the item's prepare and the batch waits for the precision to show.
+
+A resumed run with ``wait`` goes straight back to waiting on such an item,
+with no second prepare; one without ``wait`` counts it as done (accepting the
+prepare is all such a batch asks of the server).
+"""
+
 
 def needs_attention(status: str) -> bool:
     """Whether a status means the job is not complete: a failure, or an item left unfinished.
 
     A batch with any such record exits 1, and ``fwprep report`` says it is
-    not complete.
+    not complete; an item still waiting (``accepted``) is not complete either.
     """
-    return status in FAILED_STATUSES or status in UNFINISHED_STATUSES
+    return status in FAILED_STATUSES or status in UNFINISHED_STATUSES or status in WAITING_STATUSES

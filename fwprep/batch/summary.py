@@ -25,6 +25,11 @@ class BatchSummary:
         interrupted: ``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped it.
         errors: failures per (error type, message).
         requests: HTTP requests sent for prepares, retries included.
+        reads: reads of models' state while waiting (list pages or single
+            models; each one request of the account's budget, retries aside).
+        waiting: items whose prepare was accepted and whose precision had
+            not shown when the batch ended (``accepted`` in the report):
+            ``--resume --wait`` waits on them without preparing them again.
         elapsed: seconds from start to end.
         report: the report's path, when there is one.
     """
@@ -35,6 +40,8 @@ class BatchSummary:
     interrupted: str | None = None
     errors: Counter[tuple[str, str]] = attrs.field(factory=Counter)
     requests: int = 0
+    reads: int = 0
+    waiting: int = 0
     elapsed: float = 0.0
     report: str | None = None
 
@@ -57,15 +64,24 @@ class BatchSummary:
             return 3
         if self.interrupted is not None:
             return 1  # stopped from Python: items may be left undone
-        if any(n and needs_attention(status) for status, n in self.counts.items()):
+        if self.waiting or any(n and needs_attention(s) for s, n in self.counts.items()):
             return 1
         return 0
 
-    def add(self, record: Record) -> None:
-        """Count one final record: its status, the requests it took, its error."""
-        self.counts[record.status] += 1
+    def add(self, record: Record, *, waited: bool = False) -> None:
+        """Count one record: the requests it took and, if final, its status and error.
+
+        An ``accepted`` record counts as one more item waiting; the final
+        record that ends a wait (``waited``) counts one fewer.
+        """
+        if waited:
+            self.waiting -= 1
         if record.attempts:
             self.requests += record.attempts
+        if record.status == "accepted":
+            self.waiting += 1
+            return
+        self.counts[record.status] += 1
         if record.status == "failed" and record.error is not None:
             self.errors[(record.error.type, record.error.message)] += 1
 
@@ -81,6 +97,8 @@ class BatchSummary:
                 for (kind, message), n in self.errors.most_common(5)
             ],
             "requests": self.requests,
+            "reads": self.reads,
+            "waiting": self.waiting,
             "elapsed_s": round(self.elapsed, 3),
             "rate_per_s": round(self.finished / self.elapsed, 1) if self.elapsed > 0 else None,
             "report": self.report,
@@ -93,6 +111,13 @@ class BatchSummary:
         rate = f" ({self.finished / self.elapsed:.1f}/s)" if self.elapsed > 0 else ""
         head = f"{self.finished} finished in {self.elapsed:.1f} s{rate}"
         out = [head + (": " + ", ".join(parts) if parts else "")]
+        if self.waiting:
+            out.append(
+                f"{self.waiting} still waiting (accepted, precision not yet seen): "
+                "rerun with --resume --wait to wait on them without preparing them again"
+            )
+        if self.reads:
+            out.append(f"{self.reads} reads of model state ({self.requests} prepare requests)")
         if self.already_done:
             out.append(f"{self.already_done} already done according to the report (skipped)")
         for (kind, message), n in self.errors.most_common(5):

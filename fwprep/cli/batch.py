@@ -249,11 +249,17 @@ async def _run(
             for problem in batch.resumed.bad_lines[:10]:
                 say(f"warning: {problem}")
             done = plural(len(batch.done), "item")
-            say(f"--resume: {report_path} has {done} done already")
+            waits = f", {len(batch.accepted)} accepted to wait on" if batch.accepted else ""
+            say(f"--resume: {report_path} has {done} done already{waits}")
         total = None
         if not args.quiet and sys.stderr.isatty() and "-" not in paths:
             with open_manifests(paths, args.format, account(args)) as manifests:
-                plan = await plan_batch(chain_entries(manifests), shard=shard, done=batch.done)
+                plan = await plan_batch(
+                    chain_entries(manifests),
+                    shard=shard,
+                    done=batch.done,
+                    accepted=batch.accepted,
+                )
                 total = plan.records
         progress = Progress(total, quiet=args.quiet)
 

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from fwprep.batch.report import read_report
-from fwprep.batch.status import UNFINISHED_STATUSES, needs_attention
+from fwprep.batch.status import UNFINISHED_STATUSES, WAITING_STATUSES, needs_attention
 from fwprep.cli._common import EXIT_FAILED, EXIT_OK, plural, say
 
 
@@ -24,7 +24,7 @@ def add_parser(commands: Any) -> None:
         "  fwprep report shard-*.jsonl -o json\n\n"
         "exit codes:\n"
         "  0    every item ended ok, skipped or duplicate\n"
-        "  1    some item failed, was invalid, or never finished\n"
+        "  1    some item failed, was invalid, never finished, or is still waiting\n"
         "  2    a report cannot be read\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,6 +45,7 @@ async def run(args: argparse.Namespace) -> int:
         if r.status == "failed" and r.error is not None
     )
     unfinished = sum(n for status, n in counts.items() if status in UNFINISHED_STATUSES)
+    waiting = sum(n for status, n in counts.items() if status in WAITING_STATUSES)
     complete = not any(needs_attention(status) for status in counts)
     if args.output == "json":
         data = {
@@ -54,6 +55,7 @@ async def run(args: argparse.Namespace) -> int:
                 {"type": kind, "message": message, "count": n}
                 for (kind, message), n in errors.most_common(5)
             ],
+            "waiting": waiting,
             "unreadable_lines": len(contents.bad_lines),
             "complete": complete,
         }
@@ -66,4 +68,9 @@ async def run(args: argparse.Namespace) -> int:
             print(f"  {n} x {kind}: {message}")
         if unfinished:
             print(f"  {unfinished} never finished (started or interrupted): run with --resume")
+        if waiting:
+            print(
+                f"  {waiting} still waiting (accepted, precision not yet seen): "
+                "run with --resume --wait to wait on them without preparing them again"
+            )
     return EXIT_OK if complete else EXIT_FAILED

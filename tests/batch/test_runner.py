@@ -204,28 +204,6 @@ async def test_check_skips_precisions_the_model_already_has() -> None:
     assert dict(emu.stats.prepare_requests) == {"accounts/acme/models/m1@FP8": 1}
 
 
-async def test_wait_records_ok_only_when_ready_and_failed_when_preparation_fails() -> None:
-    catalog = {
-        "accounts/acme/models/m0": CatalogEntry(),
-        "accounts/acme/models/m1": CatalogEntry(fail_preparation="quantizer crashed"),
-    }
-    async with Emulator(catalog=catalog, prepare_delay=0.05) as emu:
-        async with FireworksClient(emu.api_key, base_url=emu.base_url) as c:
-            records = [
-                r
-                async for r in BatchRunner(c, BatchOptions(wait=True, poll_interval=0.01)).records(
-                    items(2)
-                )
-            ]
-    by_model = {r.model: r for r in records}
-    assert by_model["accounts/acme/models/m0"].status == "ok"
-    failed = by_model["accounts/acme/models/m1"]
-    assert failed.status == "failed"
-    assert failed.error is not None
-    assert failed.error.type == "PreparationFailedError"
-    assert "quantizer crashed" in failed.error.message
-
-
 async def test_stop_gives_a_grace_period_then_records_the_rest_as_interrupted(
     tmp_path: Path,
 ) -> None:
