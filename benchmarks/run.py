@@ -1,7 +1,7 @@
 """fwprep's benchmarks: fwprep against the tools a user would pick instead, in one run.
 
     pip install -e '.[bench]'          # adds fireworks-ai and matplotlib
-    python benchmarks/run.py           # every scenario; about half an hour
+    python benchmarks/run.py           # every scenario; about an hour
     python benchmarks/run.py --quick   # a seconds-long smoke run
     python benchmarks/run.py --only throttled   # one scenario; the others' figures are kept
     python benchmarks/run.py --from-json        # rewrite RESULTS.md and the plots, run nothing
@@ -40,6 +40,8 @@ from plotting import pyplot
 from throttled import markdown as throttled_markdown
 from throttled import plot as throttled_plot
 from throttled import scenario_throttled
+from waiting import markdown as wait_markdown
+from waiting import scenario_wait
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -530,6 +532,8 @@ def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) ->
         ]
     if data.get("throttled"):
         lines += throttled_markdown(data["throttled"])
+    if data.get("wait"):
+        lines += wait_markdown(data["wait"])
     su = data.get("startup")
     if su:
         lines += [
@@ -601,10 +605,15 @@ def scenario_throttled_here(quick: bool) -> dict[str, Any]:
     return scenario_throttled(quick, emulator_server, emulator_stats, KEY)
 
 
+def scenario_wait_here(quick: bool) -> dict[str, Any]:
+    return scenario_wait(quick, emulator_server, emulator_stats, KEY)
+
+
 SCENARIOS = {
     "overhead": scenario_overhead,
     "rate_limited": scenario_rate_limited,
     "throttled": scenario_throttled_here,
+    "wait": scenario_wait_here,
     "scale": scenario_scale,
     "startup": scenario_startup,
     "emulator": scenario_emulator,
