@@ -20,6 +20,7 @@ import attrs
 from fwprep._checks import check_count, check_positive
 from fwprep._pool import bounded_map, merge
 from fwprep.batch.admit import Admission, Admitted, Shard, aiter_entries
+from fwprep.batch.check import StateCheck
 from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
 from fwprep.batch.report import ErrorInfo, Record, ReportError, ReportWriter
 from fwprep.batch.status import RecordStatus
@@ -73,7 +74,10 @@ class BatchOptions:
     """How a batch runs. Every value is checked here, so a wrong one fails before anything is sent.
 
     Attributes:
-        check: read each model first; a precision it already has is ``skipped``.
+        check: read each model's state first; a precision it already has is
+            ``skipped``. An account whose models fit in fewer list pages (200
+            a request) than there are items is listed once instead of read
+            model by model.
         wait: after each prepare is accepted, wait until the precision shows
             on the model. Accepted items are recorded ``accepted`` and wait
             in one set, holding no concurrency slot, read in rounds (see
@@ -160,6 +164,9 @@ class BatchRunner:
             seconds since (``--resume --wait``): waited on, not prepared again.
         on_record: called with each final record, and with each ``accepted``
             one (progress display).
+        expected: how many items the batch will run, when known: ``check``
+            then lists an account whose pages are fewer than that instead of
+            reading each model (see :class:`~fwprep.batch.check.StateCheck`).
     """
 
     def __init__(
@@ -171,6 +178,7 @@ class BatchRunner:
         done: Iterable[str] = (),
         accepted: Mapping[str, float] | None = None,
         on_record: Callable[[Record], None] | None = None,
+        expected: int | None = None,
     ) -> None:
         self.client = client
         self.options = options = options or BatchOptions()
@@ -190,6 +198,7 @@ class BatchRunner:
             client, timeout=options.wait_timeout, poll_interval=options.poll_interval
         )
         self._prepare_elapsed: dict[str, float] = {}  # an accepted item's time to acceptance
+        self.state_check = StateCheck(client, expected=expected, fallback=self.concurrency)
 
     # -- stopping ---------------------------------------------------------------
 
@@ -362,10 +371,9 @@ class BatchRunner:
         client = self.client
         options = self.options
         try:
-            if options.check and item.precision is not None:
-                model = await client.get_model(item.model)
-                if model.has_precision(item.precision):
-                    return _Ending("skipped", attempts=0)
+            checking = options.check and item.precision is not None
+            if checking and await self.state_check.has_precision(item):
+                return _Ending("skipped", attempts=0)
             outcome = await client.prepare(item)
             ending = _Ending("ok", attempts=outcome.attempts, http_status=outcome.http_status)
             if outcome.error is not None:
@@ -400,7 +408,8 @@ class BatchRunner:
                 async for record in records:
                     yield record
         finally:
-            self.summary.reads = self.waiter.reads
+            await self.state_check.close()
+            self.summary.reads = self.waiter.reads + self.state_check.reads
             syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await syncer

@@ -16,6 +16,7 @@ from collections.abc import (
     Iterator,
     Mapping,
     Sequence,
+    Sized,
 )
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import attrs
 
 from fwprep._checks import coerce_item
+from fwprep.batch.admit import plan_batch
 from fwprep.batch.manifest import InvalidRow, Manifest, ManifestEntry
 from fwprep.batch.report import Record, ReportContents, ReportWriter, read_report
 from fwprep.batch.runner import BatchOptions, BatchRunner
@@ -176,8 +178,20 @@ async def open_batch(
         if not (options or BatchOptions()).wait:
             # Accepting the prepare is all a batch that does not wait asks for.
             done, accepted = done | accepted.keys(), {}
+        expected = None
+        options = options or BatchOptions()
+        if options.check:
+            expected = await _count_items(
+                items, paths, format=format, account=account, options=options, done=done
+            )
         runner = BatchRunner(
-            client, options, report=writer, done=done, accepted=accepted, on_record=on_record
+            client,
+            options,
+            report=writer,
+            done=done,
+            accepted=accepted,
+            on_record=on_record,
+            expected=expected,
         )
         entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
             entries_from_items(items, client.account_id)
@@ -185,3 +199,26 @@ async def open_batch(
             else chain_entries(opened)
         )
         yield Batch(runner, entries, resumed, done, report_path, accepted)
+
+
+async def _count_items(
+    items: object,
+    paths: Sequence[PathLike],
+    *,
+    format: str | None,
+    account: str | None,
+    options: BatchOptions,
+    done: frozenset[str],
+) -> int | None:
+    """How many items a batch will run, where that can be known before it starts.
+
+    A list of items has a length and manifest files can be read twice (a
+    pass that only counts); standard input and other iterables cannot.
+    """
+    if items is not None:
+        return len(items) if isinstance(items, Sized) else None
+    if not paths or any(str(path) == "-" for path in paths):
+        return None
+    with open_manifests(paths, format, account) as manifests:
+        plan = await plan_batch(chain_entries(manifests), shard=options.shard, done=done)
+    return plan.to_send

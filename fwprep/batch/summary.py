@@ -25,8 +25,9 @@ class BatchSummary:
         interrupted: ``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped it.
         errors: failures per (error type, message).
         requests: HTTP requests sent for prepares, retries included.
-        reads: reads of models' state while waiting (list pages or single
-            models; each one request of the account's budget, retries aside).
+        reads: reads of models' state, for ``check`` and while waiting (list
+            pages or single models; each one request of the account's
+            budget, retries aside).
         waiting: items whose prepare was accepted and whose precision had
             not shown when the batch ended (``accepted`` in the report):
             ``--resume --wait`` waits on them without preparing them again.

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from fwprep.cli._common import EXIT_OK, duration, positive_float, probability, show_duration
 from fwprep.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fwprep.emulator import CatalogEntry
 
 DEFAULT_PORT = 8765
 """The port ``fwprep emulator`` listens on unless told otherwise."""
@@ -78,6 +82,18 @@ def add_parser(commands: Any) -> None:
         f"uniform) (default: {show_duration(SERVED_PREPARE_DELAY)})",
     )
     parser.add_argument(
+        "--models",
+        metavar="N|PATH",
+        help="serve a catalogue: N models m0..m(N-1) of --account-id, or the Model objects "
+        "of a JSON Lines file; other models are 404 (default: every model exists)",
+    )
+    parser.add_argument(
+        "-a",
+        "--account-id",
+        default="demo",
+        help="the account of the N numbered models (default: demo)",
+    )
+    parser.add_argument(
         "--failure-rate",
         type=probability,
         default=0.0,
@@ -123,7 +139,9 @@ async def run(args: argparse.Namespace) -> int:
         latency_ms=latency,
         latency_max_ms=latency_max,
     )
+    catalog = _catalog(args.models, args.account_id) if args.models else None
     config = EmulatorConfig(
+        catalog=catalog,
         api_keys=(str(args.api_key or DEFAULT_API_KEY),),
         prepare_delay=args.prepare_delay[0],
         prepare_delay_max=args.prepare_delay[1],
@@ -142,11 +160,27 @@ async def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     try:
         print(f"fwprep emulator serving on {emulator.base_url} (Ctrl-C stops it)", flush=True)
+        account = f" FIREWORKS_ACCOUNT_ID={args.account_id}" if catalog is not None else ""
         print(
-            f"export FIREWORKS_BASE_URL={emulator.base_url} FIREWORKS_API_KEY={emulator.api_key}",
+            f"export FIREWORKS_BASE_URL={emulator.base_url} FIREWORKS_API_KEY={emulator.api_key}"
+            + account,
             flush=True,
         )
         await asyncio.Event().wait()
     finally:
         await emulator.stop()
     return EXIT_OK
+
+
+def _catalog(spec: str, account_id: str) -> Mapping[str, CatalogEntry]:
+    """``--models``: a count of numbered models, or a JSON Lines file of Model objects."""
+    from fwprep.emulator.catalog import CatalogError, numbered_catalog, read_catalog
+    from fwprep.names import validate_id
+
+    try:
+        validate_id(account_id, "account id")
+        if spec.isdigit():
+            return numbered_catalog(int(spec), account_id=account_id)
+        return read_catalog(spec)
+    except (CatalogError, ValueError) as exc:
+        raise ConfigError(f"--models {spec}: {exc}") from None

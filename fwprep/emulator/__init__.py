@@ -59,6 +59,9 @@ class Emulator:
     Pass an :class:`EmulatorConfig`, or its fields as keywords
     (``Emulator(rpm=600, faults=Faults(error_503=0.1), seed=1)``). It binds to
     ``host`` (loopback by default) on ``port`` (a free port by default).
+    ``models=1000`` is a catalogue of models ``accounts/acme/models/m0`` to
+    ``m999`` (see :func:`~fwprep.emulator.catalog.numbered_catalog`), and
+    ``models="models.jsonl"`` one read from a file of Model objects.
 
     Attributes:
         config: the :class:`EmulatorConfig` in force.
@@ -75,6 +78,12 @@ class Emulator:
     ) -> None:
         if config is not None and settings:
             raise TypeError("pass either an EmulatorConfig or keyword settings, not both")
+        models = settings.pop("models", None)
+        if models is not None:
+            from fwprep.emulator.catalog import numbered_catalog, read_catalog
+
+            is_count = isinstance(models, int) and not isinstance(models, bool)
+            settings["catalog"] = numbered_catalog(models) if is_count else read_catalog(models)
         self.config = config or EmulatorConfig(**settings)
         self.stats = EmulatorStats()
         self.host = host
