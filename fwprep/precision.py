@@ -57,14 +57,25 @@ class Precision(enum.StrEnum):
             return value
         if not isinstance(value, str):
             raise InvalidPrecisionError(repr(value))
+        known = _SPELLINGS.get(value)
+        if known is not None:
+            return known  # a spelling seen before (a manifest repeats a few, a million times)
         normal = value.strip().upper().replace("-", "_")
         try:
-            return cls(normal)
+            found = cls(normal)
         except ValueError:
             pass
+        else:
+            if len(_SPELLINGS) < _MAX_SPELLINGS:
+                _SPELLINGS[value] = found
+            return found
         names = [m.value for m in cls]
         close = difflib.get_close_matches(normal, names, n=3, cutoff=0.6)
         if not close:
             squeezed = normal.replace("_", "")
             close = [n for n in names if n.replace("_", "") == squeezed]
         raise InvalidPrecisionError(value, tuple(close)) from None
+
+
+_SPELLINGS: dict[str, Precision] = {}
+_MAX_SPELLINGS = 1024

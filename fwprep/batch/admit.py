@@ -15,15 +15,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 
 import attrs
 
+from fwprep.batch.journal import CLAIMED, ReportIndex
+from fwprep.batch.journal import key_hash as _key_hash
 from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
+from fwprep.batch.status import DONE_STATUSES, WAITING_STATUSES
 from fwprep.errors import ConfigError
 
 __all__ = ["Admission", "Admitted", "BatchPlan", "Shard", "aiter_entries", "plan_batch"]
-
-
-def _key_hash(key: str) -> int:
-    """64 bits of BLAKE2b: the seen-keys set holds these, not the strings (a third the memory)."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
 
 
 def _bucket(identity: str, count: int) -> int:
@@ -132,6 +130,12 @@ class Admission:
         shard: run only this :class:`Shard` of the entries.
         done: keys an earlier report has as done.
         accepted: keys an earlier report has as accepted, to wait on.
+        resumed: an earlier report, read: its done items are ``DONE``, its
+            accepted ones ``WAIT`` (``DONE`` unless ``wait``). The run's
+            admission marks the keys it meets there (see
+            :meth:`~fwprep.batch.journal.ReportIndex.claim`); a plan's
+            (``claim=False``) leaves the index as it was.
+        wait: whether the batch waits for preparations to finish.
     """
 
     def __init__(
@@ -140,10 +144,16 @@ class Admission:
         shard: Shard | None = None,
         done: Iterable[str] = (),
         accepted: Iterable[str] = (),
+        resumed: ReportIndex | None = None,
+        wait: bool = True,
+        claim: bool = True,
     ) -> None:
         self.shard = shard
+        self._claim = claim
         self._done = {_key_hash(k) for k in done}
         self._accepted = {_key_hash(k) for k in accepted}
+        self._resumed = resumed
+        self._wait = wait
         self._seen: set[int] = set()
 
     def admit(self, entry: ManifestEntry) -> Admitted:
@@ -156,13 +166,21 @@ class Admission:
         if self.shard is not None and not self.shard.owns(key):
             return Admitted.ELSEWHERE
         hashed = _key_hash(key)
-        if hashed in self._seen:
+        # Keys the report holds are remembered there; only new ones need a set here.
+        resumed = None
+        if self._resumed is not None:
+            resumed = (self._resumed.claim if self._claim else self._resumed.peek)(hashed)
+        if resumed == CLAIMED or ((resumed is None or not self._claim) and hashed in self._seen):
             return Admitted.DUPLICATE
-        self._seen.add(hashed)
-        if hashed in self._done:
+        if resumed is None or not self._claim:
+            self._seen.add(hashed)
+        if hashed in self._done or resumed in DONE_STATUSES:
             return Admitted.DONE
         if hashed in self._accepted:
             return Admitted.WAIT
+        if resumed in WAITING_STATUSES:
+            # Accepting the prepare is all a batch that does not wait asks for.
+            return Admitted.WAIT if self._wait else Admitted.DONE
         return Admitted.RUN
 
 
@@ -194,6 +212,8 @@ async def plan_batch(
     shard: Shard | None = None,
     done: Iterable[str] = (),
     accepted: Iterable[str] = (),
+    resumed: ReportIndex | None = None,
+    wait: bool = True,
 ) -> BatchPlan:
     """What a batch of ``entries`` would do, without sending anything or writing a report.
 
@@ -201,7 +221,9 @@ async def plan_batch(
     :attr:`BatchPlan.read_error`, beside what was planned up to it.
     """
     plan = BatchPlan()
-    admission = Admission(shard=shard, done=done, accepted=accepted)
+    admission = Admission(
+        shard=shard, done=done, accepted=accepted, resumed=resumed, wait=wait, claim=False
+    )
     try:
         async for entry in aiter_entries(entries):
             verdict = admission.admit(entry)

@@ -1,20 +1,23 @@
 """The batch report: an append-only journal of JSON Lines, one record per state change.
 
 Each item gets a ``started`` record before its request leaves, then one final
-record: ``ok``, ``failed``, ``skipped`` or ``interrupted``; rows that never run
-get ``invalid`` or ``duplicate``. A record holds at least ``key``, ``status``,
-``model``, ``precision``, ``source``, ``line`` and ``ts``; finished ones add
+record: ``ok``, ``failed``, ``skipped`` or ``interrupted`` (with ``wait``, an
+``accepted`` record comes between: the prepare was accepted, the precision is
+awaited); rows that never run get ``invalid`` or ``duplicate``. A record holds
+at least ``key``, ``status``, ``source``, ``line`` and ``ts`` (``model`` and
+``precision`` too, when the key does not say them); finished ones add
 ``attempts``, ``elapsed_ms``, ``http_status`` and, on failure, ``error``
 (``type``, ``code``, ``message``)::
 
-    {"key": "accounts/acme/models/ft-7@FP8", "status": "started", "model": ..., "ts": ...}
-    {"key": "accounts/acme/models/ft-7@FP8", "status": "ok", "attempts": 1, ...}
+    {"key":"accounts/acme/models/ft-7@FP8","status":"started","source":"m.csv","line":2,"ts":...}
+    {"key":"accounts/acme/models/ft-7@FP8","status":"ok",...,"attempts":1,"elapsed_ms":80.2}
 
 The journal is the single source of truth for ``--resume``: a key whose last
-record is ``ok`` or ``skipped`` is done. Every record is flushed as it is
-written and the file is fsync'd at least once a second and on close, so a
-crash loses at most the line being written; a torn last line is ignored when
-the report is read, and cut off before a resumed run appends to it.
+record is ``ok`` or ``skipped`` is done, one whose last record is ``accepted``
+is waited on again. Every record is flushed as it is written and the file is
+fsync'd at least once a second and on close, so a crash loses at most the line
+being written; a torn last line is ignored when the report is read, and cut
+off before a resumed run appends to it.
 """
 
 from __future__ import annotations
@@ -102,16 +105,20 @@ class Record:
     error: ErrorInfo | None = None
 
     def to_line(self) -> str:
-        """The record as one JSON line (no newline); unset optional fields are left out."""
-        data: dict[str, Any] = {
-            "key": self.key,
-            "status": self.status,
-            "model": self.model,
-            "precision": self.precision,
-            "source": self.source,
-            "line": self.line,
-            "ts": self.ts,
-        }
+        """The record as one JSON line (no newline).
+
+        Unset optional fields are left out, and so are ``model`` and
+        ``precision`` when the key says them (``model@PRECISION``): a report
+        of a million items need not repeat them on two million lines.
+        :meth:`from_json` puts them back.
+        """
+        data: dict[str, Any] = {"key": self.key, "status": self.status}
+        if (self.model, self.precision) != _from_key(self.key, self.status):
+            data["model"] = self.model
+            data["precision"] = self.precision
+        data["source"] = self.source
+        data["line"] = self.line
+        data["ts"] = self.ts
         if self.attempts is not None:
             data["attempts"] = self.attempts
         if self.elapsed_ms is not None:
@@ -141,11 +148,15 @@ class Record:
                 str(error.get("message", "")),
             )
         line = data.get("line")
+        key = _opt_str(data.get("key"))
+        model, precision = _from_key(key, status)
+        if "model" in data or "precision" in data:
+            model, precision = _opt_str(data.get("model")), _opt_str(data.get("precision"))
         return cls(
-            key=_opt_str(data.get("key")),
+            key=key,
             status=status,
-            model=_opt_str(data.get("model")),
-            precision=_opt_str(data.get("precision")),
+            model=model,
+            precision=precision,
             source=_opt_str(data.get("source")),
             line=line if isinstance(line, int) and not isinstance(line, bool) else None,
             ts=str(data.get("ts", "")),
@@ -165,6 +176,14 @@ class Record:
         if self.key is None or self.status in ROW_STATUSES:
             return f"{self.source}:{self.line}"
         return self.key
+
+
+def _from_key(key: str | None, status: str) -> tuple[str | None, str | None]:
+    """The model and precision an item's key names (``None`` for a manifest row's record)."""
+    if key is None or status in ROW_STATUSES:
+        return None, None
+    model, _, precision = key.partition("@")
+    return model, precision or None
 
 
 def _opt_str(value: object) -> str | None:
@@ -388,7 +407,7 @@ def _lock_holder(fd: int) -> int | None:
     return None
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+def lines_of(path: Path) -> Iterator[tuple[int, bytes, bool]]:
     """(number, line, is_last) for each line of a file."""
     with path.open("rb") as fh:
         previous: tuple[int, bytes] | None = None
@@ -411,7 +430,7 @@ def read_report(paths: Iterable[str | os.PathLike[str]]) -> ReportContents:
     for raw_path in paths:
         path = Path(raw_path)
         try:
-            for number, raw, is_last in _lines(path):
+            for number, raw, is_last in lines_of(path):
                 if not raw.strip():
                     continue
                 try:

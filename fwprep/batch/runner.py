@@ -21,6 +21,7 @@ from fwprep._checks import check_count, check_positive
 from fwprep._pool import bounded_map, merge
 from fwprep.batch.admit import Admission, Admitted, Shard, aiter_entries
 from fwprep.batch.check import StateCheck
+from fwprep.batch.journal import ReportIndex
 from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
 from fwprep.batch.report import ErrorInfo, Record, ReportError, ReportWriter
 from fwprep.batch.status import RecordStatus
@@ -167,6 +168,9 @@ class BatchRunner:
         expected: how many items the batch will run, when known: ``check``
             then lists an account whose pages are fewer than that instead of
             reading each model (see :class:`~fwprep.batch.check.StateCheck`).
+        resumed: an earlier report as :func:`~fwprep.batch.journal.index_report`
+            reads it (``--resume``): its done items are skipped, its accepted
+            ones waited on (with ``wait``) or skipped (without).
     """
 
     def __init__(
@@ -179,12 +183,20 @@ class BatchRunner:
         accepted: Mapping[str, float] | None = None,
         on_record: Callable[[Record], None] | None = None,
         expected: int | None = None,
+        resumed: ReportIndex | None = None,
     ) -> None:
         self.client = client
         self.options = options = options or BatchOptions()
         self.report = report
         self._resumed_waits = dict(accepted or {})
-        self.admission = Admission(shard=options.shard, done=done, accepted=self._resumed_waits)
+        self._resumed = resumed
+        self.admission = Admission(
+            shard=options.shard,
+            done=done,
+            accepted=self._resumed_waits,
+            resumed=resumed,
+            wait=options.wait,
+        )
         self.concurrency = options.concurrency or client.max_concurrency
         self.on_record = on_record
         self.summary = BatchSummary(report=str(report.path) if report else None)
@@ -317,7 +329,10 @@ class BatchRunner:
             return self._emit(_record(entry, _Ending("duplicate")))
         if verdict is Admitted.WAIT:
             self.summary.waiting += 1
-            self.waiter.add(entry, waited=self._resumed_waits.pop(entry.key, 0.0))
+            waited = self._resumed_waits.pop(entry.key, None)
+            if waited is None:
+                waited = self._resumed.waited(entry.key) if self._resumed is not None else 0.0
+            self.waiter.add(entry, waited=waited)
             return None
         if self._stopping:
             reason = "not sent: " + (self.summary.halted or "the batch was stopped")

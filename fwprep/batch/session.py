@@ -14,7 +14,6 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
-    Mapping,
     Sequence,
     Sized,
 )
@@ -25,8 +24,9 @@ import attrs
 
 from fwprep._checks import coerce_item
 from fwprep.batch.admit import plan_batch
+from fwprep.batch.journal import ReportIndex, index_report
 from fwprep.batch.manifest import InvalidRow, Manifest, ManifestEntry
-from fwprep.batch.report import Record, ReportContents, ReportWriter, read_report
+from fwprep.batch.report import Record, ReportWriter
 from fwprep.batch.runner import BatchOptions, BatchRunner
 from fwprep.client import FireworksClient, ItemLike
 from fwprep.errors import ConfigError, InputError
@@ -115,18 +115,15 @@ async def _async_entries(
 class Batch:
     """A batch ready to run: its runner, the entries to feed it, and what resume found.
 
-    ``resumed`` is the report as read for ``resume`` (``None`` without it),
-    ``done`` the keys it has as done, which the runner skips, and
-    ``accepted`` those it waits on without preparing them again (``wait``),
-    each with the seconds since its acceptance.
+    ``resumed`` is the report as read for ``resume`` (``None`` without it):
+    the runner skips the items it has as done, and waits on those it has as
+    accepted (with ``wait``) without preparing them again.
     """
 
     runner: BatchRunner
     entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
-    resumed: ReportContents | None
-    done: frozenset[str]
+    resumed: ReportIndex | None
     report_path: Path | None
-    accepted: Mapping[str, float] = attrs.field(factory=dict)
 
 
 def as_paths(manifests: PathLike | Sequence[PathLike]) -> list[PathLike]:
@@ -167,38 +164,27 @@ async def open_batch(
         opened = stack.enter_context(open_manifests(paths, format, account))
         resumed = None
         if resume and report_path is not None and report_path.exists():
-            resumed = read_report([report_path])
+            resumed = index_report([report_path])
         writer = ReportWriter(report_path) if report_path is not None else None
         if writer is not None:
             stack.callback(writer.close)
         if client is None:
             client = await stack.enter_async_context((connect or FireworksClient)())
-        done = resumed.done_keys() if resumed is not None else frozenset()
-        accepted = resumed.accepted() if resumed is not None else {}
-        if not (options or BatchOptions()).wait:
-            # Accepting the prepare is all a batch that does not wait asks for.
-            done, accepted = done | accepted.keys(), {}
         expected = None
         options = options or BatchOptions()
         if options.check:
             expected = await _count_items(
-                items, paths, format=format, account=account, options=options, done=done
+                items, paths, format=format, account=account, options=options, resumed=resumed
             )
         runner = BatchRunner(
-            client,
-            options,
-            report=writer,
-            done=done,
-            accepted=accepted,
-            on_record=on_record,
-            expected=expected,
+            client, options, report=writer, on_record=on_record, expected=expected, resumed=resumed
         )
         entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
             entries_from_items(items, client.account_id)
             if items is not None
             else chain_entries(opened)
         )
-        yield Batch(runner, entries, resumed, done, report_path, accepted)
+        yield Batch(runner, entries, resumed, report_path)
 
 
 async def _count_items(
@@ -208,7 +194,7 @@ async def _count_items(
     format: str | None,
     account: str | None,
     options: BatchOptions,
-    done: frozenset[str],
+    resumed: ReportIndex | None,
 ) -> int | None:
     """How many items a batch will run, where that can be known before it starts.
 
@@ -220,5 +206,7 @@ async def _count_items(
     if not paths or any(str(path) == "-" for path in paths):
         return None
     with open_manifests(paths, format, account) as manifests:
-        plan = await plan_batch(chain_entries(manifests), shard=options.shard, done=done)
+        plan = await plan_batch(
+            chain_entries(manifests), shard=options.shard, resumed=resumed, wait=options.wait
+        )
     return plan.to_send

@@ -21,6 +21,7 @@ from fwprep.batch.progress import Progress
 from fwprep.batch.report import Record, read_report
 from fwprep.batch.runner import DEFAULT_GRACE, BatchOptions, BatchRunner
 from fwprep.batch.session import chain_entries, default_report_path, open_batch, open_manifests
+from fwprep.batch.status import DONE_STATUSES, WAITING_STATUSES
 from fwprep.cli._common import (
     ENVIRONMENT,
     EXIT_CODES,
@@ -248,17 +249,19 @@ async def _run(
         if batch.resumed is not None:
             for problem in batch.resumed.bad_lines[:10]:
                 say(f"warning: {problem}")
-            done = plural(len(batch.done), "item")
-            waits = f", {len(batch.accepted)} accepted to wait on" if batch.accepted else ""
-            say(f"--resume: {report_path} has {done} done already{waits}")
+            done = plural(batch.resumed.count(DONE_STATUSES), "item")
+            accepted = batch.resumed.count(WAITING_STATUSES)
+            verb = "to wait on" if args.wait else "counted as done (no --wait)"
+            extra = f", {accepted} accepted {verb}" if accepted else ""
+            say(f"--resume: {report_path} has {done} done already{extra}")
         total = None
         if not args.quiet and sys.stderr.isatty() and "-" not in paths:
             with open_manifests(paths, args.format, account(args)) as manifests:
                 plan = await plan_batch(
                     chain_entries(manifests),
                     shard=shard,
-                    done=batch.done,
-                    accepted=batch.accepted,
+                    resumed=batch.resumed,
+                    wait=args.wait,
                 )
                 total = plan.records
         progress = Progress(total, quiet=args.quiet)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from typing import Any
 
-from fwprep.batch.report import read_report
+from fwprep.batch.journal import index_report
 from fwprep.batch.status import UNFINISHED_STATUSES, WAITING_STATUSES, needs_attention
 from fwprep.cli._common import EXIT_FAILED, EXIT_OK, plural, say
 
@@ -35,21 +34,17 @@ def add_parser(commands: Any) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """Print the merged counts and the top errors; exit 1 unless the job is complete."""
-    contents = read_report(args.reports)
+    contents = index_report(args.reports)
     for problem in contents.bad_lines[:20]:
         say(f"warning: {problem}")
     counts = contents.counts()
-    errors: Counter[tuple[str, str]] = Counter(
-        (r.error.type, r.error.message)
-        for r in contents.last.values()
-        if r.status == "failed" and r.error is not None
-    )
+    errors = contents.errors()
     unfinished = sum(n for status, n in counts.items() if status in UNFINISHED_STATUSES)
     waiting = sum(n for status, n in counts.items() if status in WAITING_STATUSES)
     complete = not any(needs_attention(status) for status in counts)
     if args.output == "json":
         data = {
-            "items": len(contents.last),
+            "items": len(contents),
             "counts": dict(counts),
             "top_errors": [
                 {"type": kind, "message": message, "count": n}
@@ -62,7 +57,7 @@ async def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, sort_keys=True))
     else:
         parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
-        items = plural(len(contents.last), "item")
+        items = plural(len(contents), "item")
         print(f"{items} in {plural(len(args.reports), 'report')}: {parts}")
         for (kind, message), n in errors.most_common(5):
             print(f"  {n} x {kind}: {message}")
