@@ -29,7 +29,8 @@ __all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 _RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
 _SLOW = 1.0  # seconds between requests from which a slow account's spacing is steered by
 _TIGHT = 0.02  # a spacing bracket this narrow (relative) is not probed further
-_RECHECK = 30  # accepted requests at a settled spacing before it is probed again
+_FIRST_CHECK = 5  # accepted requests at a newly settled spacing before it is put to the test
+_RECHECK = 30  # accepted requests at a settled spacing before it is put to the test again
 _PACE_JITTER = 0.25  # each adaptive interval is stretched or shrunk by up to this share
 _JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
 
@@ -159,6 +160,13 @@ class _Spacing:
     them. Once they disagree by more than the network's jitter (other
     clients draw on the budget too, or the limit has another shape), the
     spacing is given up for good.
+
+    A spacing that has settled is put to the test now and then (after 5
+    accepted requests, then every 30): one request goes at half of it. A
+    real spacing refuses it (one 429, and no time lost: the next request
+    still goes one spacing after the last success); an account that accepts
+    it has no such spacing (the bracket came from other clients' traffic,
+    or the limit grew), and the spacing is given up.
     """
 
     def __init__(self) -> None:
@@ -167,6 +175,8 @@ class _Spacing:
         self.last_ok = -math.inf
         self.abandoned = False
         self.settled = 0
+        self.checking = False  # the next request tests the spacing at half of it
+        self.verified = False  # a test was refused: the spacing is real
         self.refused = self.accepted = 0  # answers that moved a bound
 
     def answer(self, sent_at: float, *, throttled: bool, retry_at: float | None = None) -> None:
@@ -178,8 +188,10 @@ class _Spacing:
         if sent_at <= self.last_ok:
             return  # overtaken by a later request's answer
         gap = sent_at - self.last_ok
+        checked, self.checking = self.checking, False
         # Answers near a bound by less than the network's jitter move it, not break it.
         if throttled:
+            self.verified = self.verified or checked
             if self.last_ok > -math.inf:
                 self.refused += 1
                 self.low = max(self.low, gap)
@@ -198,9 +210,8 @@ class _Spacing:
         self.accepted += gap < math.inf
         self.last_ok = sent_at
         self.settled = self.settled + 1 if self.high - self.low <= _TIGHT * self.high else 0
-        if self.settled >= _RECHECK:
-            # The limit may have grown (another client left): probe below again.
-            self.low *= 1 - 4 * _TIGHT
+        if self.settled >= (_RECHECK if self.verified else _FIRST_CHECK):
+            self.checking = True  # a success at half the spacing breaks the bracket above
             self.settled = 0
 
     @property
@@ -220,6 +231,8 @@ class _Spacing:
 
     def next_spacing(self) -> float:
         """Where to send the next request after the last success: halve the bracket until tight."""
+        if self.checking:
+            return self.high / 2
         if self.high - self.low <= _TIGHT * self.high:
             return self.high
         return (self.low + self.high) / 2

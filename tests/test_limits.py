@@ -309,6 +309,27 @@ def test_answers_no_spacing_explains_leave_the_rate_to_windows(clock: FakeClock)
     assert limiter.spacing is None
 
 
+def test_a_spacing_the_account_does_not_keep_is_given_up_after_its_test(
+    clock: FakeClock,
+) -> None:
+    limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
+    for sent, ok in LONE_ANSWERS:  # refusals that came from other clients' traffic
+        clock.t = sent + 0.05
+        answer(limiter, clock, sent, ok=ok)
+    assert limiter.spacing == pytest.approx(5.0)
+    sent, spacings = 18.0, []
+    while (spacing := limiter.spacing) is not None and len(spacings) < 40:
+        spacings.append(spacing)
+        sent += spacing
+        clock.t = sent + 0.05
+        answer(limiter, clock, sent, ok=True)  # this account accepts every request
+    # The bracket settles near 4 s; five requests later one goes at half of
+    # that, is accepted, and the spacing is given up.
+    assert limiter.spacing is None
+    assert spacings[-1] == pytest.approx(spacings[-2] / 2)
+    assert len(spacings) < 20
+
+
 def test_a_retry_after_bounds_the_spacing_from_above(clock: FakeClock) -> None:
     limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
     for sent, ok in LONE_ANSWERS:
