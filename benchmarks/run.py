@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from plotting import pyplot
+from state import markdown_check, markdown_journal, scenario_check, scenario_journal
 from throttled import markdown as throttled_markdown
 from throttled import plot as throttled_plot
 from throttled import scenario_throttled
@@ -534,6 +535,10 @@ def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) ->
         lines += throttled_markdown(data["throttled"])
     if data.get("wait"):
         lines += wait_markdown(data["wait"])
+    if data.get("check"):
+        lines += markdown_check(data["check"])
+    if data.get("journal"):
+        lines += markdown_journal(data["journal"])
     su = data.get("startup")
     if su:
         lines += [
@@ -609,11 +614,17 @@ def scenario_wait_here(quick: bool) -> dict[str, Any]:
     return scenario_wait(quick, emulator_server, emulator_stats, KEY)
 
 
+def scenario_check_here(quick: bool) -> dict[str, Any]:
+    return scenario_check(quick, emulator_server, emulator_stats, KEY)
+
+
 SCENARIOS = {
     "overhead": scenario_overhead,
     "rate_limited": scenario_rate_limited,
     "throttled": scenario_throttled_here,
     "wait": scenario_wait_here,
+    "check": scenario_check_here,
+    "journal": scenario_journal,
     "scale": scenario_scale,
     "startup": scenario_startup,
     "emulator": scenario_emulator,
