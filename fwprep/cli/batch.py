@@ -81,17 +81,27 @@ def add_parser(commands: Any) -> None:
     add(
         "--check",
         action="store_true",
-        help="read each model first; precisions it already has are recorded as skipped",
+        help="read each model's state first (list pages when cheaper); precisions it "
+        "already has are recorded as skipped",
     )
-    add("--wait", action="store_true", help="after each prepare, wait until the model has it")
+    add(
+        "--wait",
+        action="store_true",
+        help="wait until each accepted preparation shows on its model (accepted items wait "
+        "in one set, read in rounds, and hold no slot)",
+    )
     add(
         "--wait-timeout",
         type=duration,
         default=DEFAULT_WAIT_TIMEOUT,
         metavar="D",
-        help=f"how long each --wait may take (default: {show_duration(DEFAULT_WAIT_TIMEOUT)})",
+        help="how long each --wait may take from its acceptance "
+        f"(default: {show_duration(DEFAULT_WAIT_TIMEOUT)})",
     )
-    add_poll_interval(parser, "--wait reads a model")
+    add_poll_interval(
+        parser,
+        "--wait reads an item at first (then less often, down to once a minute)",
+    )
     add("--strict", action="store_true", help="send nothing if any manifest row is invalid")
     add("--max-failures", type=positive_int, metavar="N", help="halt after N failed items")
     add("--shard", metavar="K/N", help="run shard K of N (1-based), or 'auto' (Slurm, Kubernetes)")

@@ -42,6 +42,7 @@ def test_the_key_appears_nowhere_in_any_command(
         commands = [
             ["batch", str(manifest), "-v", "--retries", "1"],
             ["batch", str(manifest), "-v", "--retries", "1", "-o", "json", "--check"],
+            ["batch", str(manifest), "-v", "--retries", "1", "--wait", "--poll-interval", "0.01"],
             [
                 "prepare",
                 "m0",

@@ -44,3 +44,14 @@ async def nightly(stop: asyncio.Event) -> int:
         stop=stop,
     )
     return summary.exit_code
+
+
+async def ready_models(client: fwprep.FireworksClient, items: list[fwprep.ItemLike]) -> list[str]:
+    """Prepare, then wait on every accepted item at once; the keys that are ready."""
+    accepted = [outcome.item async for outcome in client.prepare_many(items) if outcome.ok]
+    ready: list[str] = []
+    async with contextlib.aclosing(client.wait_many(accepted, timeout=3600.0)) as outcomes:
+        async for outcome in outcomes:
+            if outcome.ok and outcome.model is not None:
+                ready.append(outcome.item.key)
+    return ready
