@@ -22,7 +22,7 @@ from fwprep.batch import read_report
 
 RPM = 1200
 FULL = {"items": 1000, "delay": (5.0, 30.0)}
-QUICK = {"items": 100, "delay": (1.0, 3.0)}
+QUICK = {"items": 50, "delay": (0.5, 1.5)}
 
 # fwprep 0.1's way to wait: prepare, then poll the model every 5 s, in the same slot.
 SLOT_HOLDING = """
