@@ -15,7 +15,6 @@ that cannot be read is listed in :attr:`ReportIndex.bad_lines`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -23,7 +22,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fwprep.batch.report import Record, ReportError
+from fwprep.batch.report import ReportError, note_damage, record_of
 
 __all__ = ["CLAIMED", "ReportIndex", "index_report", "key_hash"]
 
@@ -178,21 +177,14 @@ class ReportIndex:
                         add(hashed, code, _stamp(parts.group(3)), None)
                         continue
                 if raw.strip():
-                    # Only the last line of a file can lack its newline: a torn write.
-                    self._read_record(raw, f"{path}:{number}", not raw.endswith(b"\n"))
+                    self._read_record(raw, f"{path}:{number}")
 
-    def _read_record(self, raw: bytes, where: str, is_last: bool) -> None:
+    def _read_record(self, raw: bytes, where: str) -> None:
         """A line the fast path does not take: read it whole, as :func:`read_report` does."""
         try:
-            data = json.loads(raw)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            record = Record.from_json(data)
+            record = record_of(raw)
         except ValueError as exc:
-            if is_last and not raw.endswith(b"\n"):
-                self.torn += 1
-            else:
-                self.bad_lines.append(f"{where}: unreadable record: {exc}")
+            note_damage(self, raw, where, exc)
             return
         error = (record.error.type, record.error.message) if record.error else None
         self.add(key_hash(record.identity), _CODE[record.status], _stamp(record.ts), error)

@@ -33,10 +33,10 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import attrs
 
@@ -407,16 +407,25 @@ def _lock_holder(fd: int) -> int | None:
     return None
 
 
-def lines_of(path: Path) -> Iterator[tuple[int, bytes, bool]]:
-    """(number, line, is_last) for each line of a file."""
-    with path.open("rb") as fh:
-        previous: tuple[int, bytes] | None = None
-        for number, raw in enumerate(fh, start=1):
-            if previous is not None:
-                yield previous[0], previous[1], False
-            previous = (number, raw)
-        if previous is not None:
-            yield previous[0], previous[1], True
+class _Damage(Protocol):
+    torn: int
+    bad_lines: list[str]
+
+
+def record_of(raw: bytes) -> Record:
+    """One line of a report as a :class:`Record`; a :class:`ValueError` for anything else."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return Record.from_json(data)
+
+
+def note_damage(contents: _Damage, raw: bytes, where: str, error: ValueError) -> None:
+    """Count a line that is not a record: a torn write (the last line, cut short) or damage."""
+    if not raw.endswith(b"\n"):  # only a file's last line can lack its newline
+        contents.torn += 1
+    else:
+        contents.bad_lines.append(f"{where}: unreadable record: {error}")
 
 
 def read_report(paths: Iterable[str | os.PathLike[str]]) -> ReportContents:
@@ -430,23 +439,18 @@ def read_report(paths: Iterable[str | os.PathLike[str]]) -> ReportContents:
     for raw_path in paths:
         path = Path(raw_path)
         try:
-            for number, raw, is_last in lines_of(path):
-                if not raw.strip():
-                    continue
-                try:
-                    data = json.loads(raw)
-                    if not isinstance(data, dict):
-                        raise ValueError("not a JSON object")
-                    record = Record.from_json(data)
-                except ValueError as exc:
-                    if is_last and not raw.endswith(b"\n"):
-                        contents.torn += 1
-                    else:
-                        contents.bad_lines.append(f"{path}:{number}: unreadable record: {exc}")
-                    continue
-                current = contents.last.get(record.identity)
-                if current is None or record.ts >= current.ts:
-                    contents.last[record.identity] = record
+            with path.open("rb") as lines:
+                for number, raw in enumerate(lines, start=1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        record = record_of(raw)
+                    except ValueError as exc:
+                        note_damage(contents, raw, f"{path}:{number}", exc)
+                        continue
+                    current = contents.last.get(record.identity)
+                    if current is None or record.ts >= current.ts:
+                        contents.last[record.identity] = record
         except OSError as exc:
             raise ReportError(f"cannot read the report {path}: {exc.strerror or exc}") from None
     return contents
