@@ -156,6 +156,24 @@ class Admission:
         self._wait = wait
         self._seen: set[int] = set()
 
+    def admit_done(self, key: str) -> Admitted | None:
+        """A resumed run's verdict on a row by its key alone, when the report has it as done.
+
+        ``DONE`` (the key is claimed, so a later row naming it is a
+        duplicate) or ``ELSEWHERE`` (another shard's); ``None`` when the row
+        must be admitted whole (:meth:`admit`): not done, or met before.
+        """
+        if self._resumed is None or not self._claim:
+            return None
+        hashed = _key_hash(key)
+        if self._resumed.peek(hashed) not in DONE_STATUSES:
+            return None
+        if self.shard is not None and not self.shard.owns(key):
+            return Admitted.ELSEWHERE
+        if self._resumed.claim(hashed) == CLAIMED:
+            return None
+        return Admitted.DONE
+
     def admit(self, entry: ManifestEntry) -> Admitted:
         """The verdict on ``entry``; a ``RUN`` verdict marks its key as seen."""
         if isinstance(entry, InvalidRow):

@@ -34,7 +34,7 @@ import json
 import re
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -182,6 +182,7 @@ class Manifest:
         self._stream = stream
         self._csv: _CsvReader | None = None
         self._toml: list[ManifestEntry] | None = None
+        self.skip: Callable[[str], bool] | None = None
 
     @classmethod
     def open(
@@ -235,11 +236,11 @@ class Manifest:
         """
         try:
             if self._csv is not None:
-                yield from self._csv.entries(self.default_account)
+                yield from self._csv.entries(self.default_account, self.skip)
             elif self._toml is not None:
                 yield from self._toml
             else:
-                yield from _jsonl_entries(self.path, self._stream, self.default_account)
+                yield from _jsonl_entries(self.path, self._stream, self.default_account, self.skip)
         except OSError as exc:
             raise ManifestError(f"{self.path}: read failed: {exc.strerror or exc}") from None
 
@@ -317,7 +318,9 @@ class _CsvReader:
             raise ManifestError(f"{where}: the header has no 'model' column")
         return columns
 
-    def entries(self, default_account: str | None) -> Iterator[ManifestEntry]:
+    def entries(
+        self, default_account: str | None, skip: Callable[[str], bool] | None = None
+    ) -> Iterator[ManifestEntry]:
         width = len(self.columns)
         while True:
             try:
@@ -342,6 +345,8 @@ class _CsvReader:
                 )
                 continue
             values = dict(zip(self.columns, (f.strip() for f in row), strict=False))
+            if skip is not None and _skipped(skip, values, default_account):
+                continue
             yield make_entry(
                 values.get("model"),
                 values.get("precision") or None,
@@ -353,7 +358,10 @@ class _CsvReader:
 
 
 def _jsonl_entries(
-    source: str, stream: IO[bytes], default_account: str | None
+    source: str,
+    stream: IO[bytes],
+    default_account: str | None,
+    skip: Callable[[str], bool] | None = None,
 ) -> Iterator[ManifestEntry]:
     for number, text, clean in _decoded_lines(stream):
         if not text.strip():
@@ -378,6 +386,8 @@ def _jsonl_entries(
                 data.get("model") if isinstance(data.get("model"), str) else None,
             )
             continue
+        if skip is not None and _skipped(skip, data, default_account):
+            continue
         yield make_entry(
             data.get("model"),
             data.get("precision"),
@@ -386,6 +396,31 @@ def _jsonl_entries(
             line=number,
             default_account=default_account,
         )
+
+
+def _skipped(
+    skip: Callable[[str], bool], values: dict[str, Any], default_account: str | None
+) -> bool:
+    """Whether a resumed run passes over this row: its key, as written, is one it has as done.
+
+    The key is put together from the row's text without validating it (a
+    key the report has as done was valid when it was run); a row whose text
+    is not in the plain form (``m1`` or ``accounts/a/models/m1``, a precision
+    as fwprep spells it) is read the full way.
+    """
+    model, precision = values.get("model"), values.get("precision") or None
+    if not isinstance(model, str) or not model or not isinstance(precision, str | None):
+        return False
+    if not model.startswith("accounts/"):
+        if default_account is None or "/" in model:
+            return False
+        model = f"accounts/{default_account}/models/{model}"
+    if precision is not None:
+        try:
+            precision = Precision.parse(precision).value
+        except InputError:
+            return False
+    return skip(model if precision is None else f"{model}@{precision}")
 
 
 def _json_type(value: object) -> str:

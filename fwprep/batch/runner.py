@@ -304,6 +304,17 @@ class BatchRunner:
 
     # -- the pipeline ----------------------------------------------------------------
 
+    def skip_done(self, key: str) -> bool:
+        """Whether a manifest row whose key is ``key`` needs nothing more (``--resume``).
+
+        A manifest reader asks this before validating a row into an item, so
+        that resuming a large batch does not rebuild every item it finished.
+        """
+        verdict = self.admission.admit_done(key)
+        if verdict is Admitted.DONE:
+            self.summary.already_done += 1
+        return verdict is not None
+
     async def _admitted(
         self, entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
     ) -> AsyncIterator[tuple[Admitted, ManifestEntry]]:

@@ -179,6 +179,9 @@ async def open_batch(
         runner = BatchRunner(
             client, options, report=writer, on_record=on_record, expected=expected, resumed=resumed
         )
+        if resumed is not None:
+            for manifest in opened:
+                manifest.skip = runner.skip_done  # done rows pass unvalidated
         entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
             entries_from_items(items, client.account_id)
             if items is not None

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fwprep.batch.manifest as manifest_module
+from fwprep import FireworksClient
+from fwprep.batch import run_batch
 from fwprep.batch.admit import Admission, Admitted
 from fwprep.batch.journal import CLAIMED, index_report, key_hash
 from fwprep.batch.report import ErrorInfo, Record, ReportWriter, read_report
+from fwprep.emulator import Emulator
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
 
@@ -123,3 +129,28 @@ def test_a_resumed_admission_claims_keys_in_the_index_and_finds_duplicates(tmp_p
     assert index.counts() == {"ok": 1, "accepted": 1, "failed": 1}  # claiming changes no count
     without_wait = Admission(resumed=index_report([path]), wait=False)
     assert without_wait.admit(items[1]) is Admitted.DONE
+
+
+async def test_a_resumed_run_passes_over_done_rows_without_validating_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = tmp_path / "models.csv"
+    manifest.write_text("model,precision\nm0,fp8\nm1,FP8\nm0,fp8\nm2,fp8\nBAD,fp8\n")
+    write(Path(f"{manifest}.report.jsonl"), [record(0, "ok"), record(1, "ok")])
+    built: list[object] = []
+    original = manifest_module.make_entry
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(manifest_module, "make_entry", counting)
+    async with Emulator() as emu:
+        async with FireworksClient(emu.api_key, base_url=emu.base_url, account_id="acme") as c:
+            summary = await run_batch(manifest, client=c, resume=True)
+        prepared = list(emu.stats.prepare_requests)
+    assert summary.already_done == 2
+    # Only the rows not done are validated: the duplicate of m0, m2 and the bad row.
+    assert built == ["m0", "m2", "BAD"]
+    assert summary.counts == {"duplicate": 1, "ok": 1, "invalid": 1}
+    assert prepared == ["accounts/acme/models/m2@FP8"]
