@@ -344,6 +344,8 @@ class BatchRunner:
             if waited is None:
                 waited = self._resumed.waited(entry.key) if self._resumed is not None else 0.0
             self.waiter.add(entry, waited=waited)
+            if self.on_record is not None:  # shown as waiting; the report has it already
+                self.on_record(_record(entry, _Ending("accepted")))
             return None
         if self._stopping:
             reason = "not sent: " + (self.summary.halted or "the batch was stopped")

@@ -13,6 +13,7 @@ from support import env_for, final_statuses, fwprep, wait_for, write_manifest
 
 from fwprep import FireworksClient, ModelRef, PrepareItem
 from fwprep.batch import BatchOptions, BatchRunner, Record, ReportWriter, read_report, run_batch
+from fwprep.batch.session import open_batch
 from fwprep.emulator import CatalogEntry, Emulator, EmulatorThread
 
 
@@ -90,9 +91,17 @@ async def test_a_stopped_wait_leaves_items_accepted_and_resume_waits_without_pre
             assert any("10 still waiting" in line for line in first.lines())
             assert set(read_report([report]).accepted()) == {i.key for i in items(10)}
 
-            again = await run_batch(
-                items=items(10), client=c, report=report, resume=True, wait=True, poll_interval=0.1
-            )
+            shown: list[str] = []
+            async with open_batch(
+                items=items(10),
+                client=c,
+                report=report,
+                resume=True,
+                options=BatchOptions(wait=True, poll_interval=0.1),
+                on_record=lambda record: shown.append(record.status),
+            ) as batch:
+                again = await batch.runner.run(batch.entries)
+            assert shown == ["accepted"] * 10 + ["ok"] * 10  # the progress display sees them wait
         prepares = emu.stats.prepare_requests
     assert again.counts["ok"] == 10
     assert again.exit_code == 0
