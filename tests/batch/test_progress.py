@@ -48,3 +48,14 @@ def test_a_terminal_gets_a_bar_with_counts_and_failures() -> None:
     screen = stream.getvalue()
     assert "4/4" in screen
     assert "2 failed" in screen
+
+
+def test_items_waiting_are_shown_until_their_final_record() -> None:
+    progress = Progress(3, stream=io.StringIO(), interval=3600.0, terminal=False)
+    for key in ("a", "b"):
+        progress(Record(key=key, status="accepted", model="m", precision="FP8", source="s", line=1))
+    assert progress.waiting == 2
+    assert progress.status_line().startswith("0 of 3 done (), 2 waiting at ")
+    progress(Record(key="a", status="ok", model="m", precision="FP8", source="s", line=1))
+    assert progress.waiting == 1
+    assert progress.status_line().startswith("1 of 3 done (1 ok), 1 waiting at ")
