@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fwprep.cli._common import EXIT_OK, duration, positive_float, probability, show_duration
+from fwprep.cli._common import (
+    EXIT_OK,
+    duration,
+    positive_float,
+    probability,
+    say,
+    show_duration,
+)
 from fwprep.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -123,7 +132,7 @@ def add_parser(commands: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    """Serve until cancelled (Ctrl-C)."""
+    """Serve until SIGINT (Ctrl-C) or SIGTERM; then stop cleanly and exit 0."""
     from fwprep.emulator import Emulator, EmulatorConfig, Faults
     from fwprep.emulator.app import DEFAULT_API_KEY
 
@@ -158,6 +167,15 @@ async def run(args: argparse.Namespace) -> int:
         await emulator.start()
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    # Installed here, not inherited: a shell starting the emulator in the background
+    # leaves SIGINT ignored, and a container stops it with SIGTERM.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
     try:
         print(f"fwprep emulator serving on {emulator.base_url} (Ctrl-C stops it)", flush=True)
         account = f" FIREWORKS_ACCOUNT_ID={args.account_id}" if catalog is not None else ""
@@ -166,9 +184,12 @@ async def run(args: argparse.Namespace) -> int:
             + account,
             flush=True,
         )
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
         await emulator.stop()
+    say("emulator stopped")
     return EXIT_OK
 
 

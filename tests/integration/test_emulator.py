@@ -487,11 +487,21 @@ def test_pytest_plugin_gives_downstream_projects_a_fixture(pytester: pytest.Pyte
     result.assert_outcomes(passed=2)
 
 
-def test_the_emulator_command_serves_until_interrupted() -> None:
+@pytest.mark.parametrize(
+    ("ignored_at_start", "sig"),
+    [(False, signal.SIGINT), (True, signal.SIGINT), (False, signal.SIGTERM)],
+    ids=["SIGINT", "SIGINT-ignored-at-start", "SIGTERM"],
+)
+def test_the_emulator_command_serves_until_interrupted(
+    ignored_at_start: bool, sig: signal.Signals
+) -> None:
     import urllib.request
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "fwprep", "emulator", "--port", "0", "--api-key", "k-cli"]
+    if ignored_at_start:
+        # What a shell does to a command it starts in the background (`fwprep emulator &`).
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     ) as proc:
@@ -510,7 +520,7 @@ def test_the_emulator_command_serves_until_interrupted() -> None:
             )
             with urllib.request.urlopen(request, timeout=10) as response:
                 assert response.status == 200
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             _, stderr = proc.communicate(timeout=10)
         finally:
             if proc.poll() is None:
