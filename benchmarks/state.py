@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fwprep.batch.report import Record
+from fwprep.batch.report import Record, RecordStatus
 
 CHECK_ITEMS = 1000
 ACCOUNTS = (1000, 100_000)
@@ -38,7 +38,7 @@ print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, done.returnc
 def _catalog(path: Path, count: int) -> None:
     with path.open("w") as out:
         for i in range(count):
-            model = {"name": f"accounts/bench/models/m{i}"}
+            model: dict[str, object] = {"name": f"accounts/bench/models/m{i}"}
             if i < CHECK_ITEMS and i % 3 == 0:
                 model["supportedPrecisions"] = ["FP8"]
             out.write(json.dumps(model) + "\n")
@@ -89,10 +89,11 @@ def _journal(folder: Path, count: int) -> Path:
         for i in range(count):
             rows.write(f"m{i},fp8\n")
             key = f"accounts/bench/models/m{i}@FP8"
-            for status in ("started", "ok"):
+            statuses: tuple[RecordStatus, ...] = ("started", "ok")
+            for status in statuses:
                 record = Record(
                     key=key,
-                    status=status,  # type: ignore[arg-type]
+                    status=status,
                     model=key.removesuffix("@FP8"),
                     precision="FP8",
                     source=str(manifest),

@@ -21,8 +21,8 @@ from typing import Any
 from fwprep.batch import read_report
 
 RPM = 1200
-FULL = {"items": 1000, "delay": (5.0, 30.0)}
-QUICK = {"items": 50, "delay": (0.5, 1.5)}
+FULL = (1000, (5.0, 30.0))  # items, preparation times (s)
+QUICK = (50, (0.5, 1.5))
 
 # fwprep 0.1's way to wait: prepare, then poll the model every 5 s, in the same slot.
 SLOT_HOLDING = """
@@ -98,8 +98,7 @@ def run_mode(
 
 
 def scenario_wait(quick: bool, emulator: Any, stats: Any, key: str) -> dict[str, Any]:
-    setting = QUICK if quick else FULL
-    items, delay = int(setting["items"]), setting["delay"]  # type: ignore[call-overload]
+    items, delay = QUICK if quick else FULL
     rows = []
     for mode in ("fwprep", "slot-holding"):
         row = run_mode(emulator, stats, key, mode, items, delay)

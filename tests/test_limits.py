@@ -317,7 +317,7 @@ def test_a_spacing_the_account_does_not_keep_is_given_up_after_its_test(
         clock.t = sent + 0.05
         answer(limiter, clock, sent, ok=ok)
     assert limiter.spacing == pytest.approx(5.0)
-    sent, spacings = 18.0, []
+    sent, spacings = 18.0, list[float]()
     while (spacing := limiter.spacing) is not None and len(spacings) < 40:
         spacings.append(spacing)
         sent += spacing
