@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ACCOUNT = "bench"
 
@@ -28,7 +29,9 @@ def model_id(i: int) -> str:
     return f"bench-model-{i}"
 
 
-async def run_fwprep(base: str, key: str, concurrency: int, count: int, rps: float | None) -> dict:
+async def run_fwprep(
+    base: str, key: str, concurrency: int, count: int, rps: float | None
+) -> dict[str, Any]:
     import fwprep
 
     def items() -> Iterator[fwprep.PrepareItem]:
@@ -54,7 +57,7 @@ async def run_fwprep(base: str, key: str, concurrency: int, count: int, rps: flo
     return {"elapsed": elapsed, "ok": ok, "failed": failed, "throttles": throttles}
 
 
-async def run_fwprep_batch(base: str, key: str, concurrency: int, count: int) -> dict:
+async def run_fwprep_batch(base: str, key: str, concurrency: int, count: int) -> dict[str, Any]:
     import fwprep
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +78,7 @@ async def run_fwprep_batch(base: str, key: str, concurrency: int, count: int) ->
     }
 
 
-async def run_aiohttp(base: str, key: str, concurrency: int, count: int) -> dict:
+async def run_aiohttp(base: str, key: str, concurrency: int, count: int) -> dict[str, Any]:
     import aiohttp
 
     ok = failed = throttles = 0
@@ -103,7 +106,7 @@ async def run_aiohttp(base: str, key: str, concurrency: int, count: int) -> dict
     return {"elapsed": elapsed, "ok": ok, "failed": failed, "throttles": throttles}
 
 
-async def run_sdk(base: str, key: str, concurrency: int, count: int) -> dict:
+async def run_sdk(base: str, key: str, concurrency: int, count: int) -> dict[str, Any]:
     import fireworks
 
     ok = failed = 0

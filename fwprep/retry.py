@@ -14,7 +14,7 @@ import enum
 import math
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import attrs
@@ -146,6 +146,11 @@ class Step:
 _DONE = Step(False)
 
 
+def _status_set(statuses: Iterable[int]) -> frozenset[int]:
+    """``retry_statuses`` as given (a set, a list, a tuple), kept as a frozenset of ints."""
+    return frozenset(statuses)
+
+
 @attrs.frozen
 class RetryPolicy:
     """The rules for retrying one request.
@@ -189,7 +194,7 @@ class RetryPolicy:
     jitter: float = attrs.field(default=0.25, validator=_positive)
     max_retry_after: float = attrs.field(default=60.0, validator=_positive)
     retry_statuses: frozenset[int] = attrs.field(
-        default=DEFAULT_RETRY_STATUSES, converter=frozenset
+        default=DEFAULT_RETRY_STATUSES, converter=_status_set
     )
     throttle_timeout: float = attrs.field(default=1800.0, validator=_positive)
 

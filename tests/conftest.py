@@ -60,7 +60,7 @@ def mocked() -> Iterator[Any]:
 
     response_class = _compat_response_class()
 
-    class Mocked(aioresponses):  # type: ignore[misc]
+    class Mocked(aioresponses):
         def add(self, *args: Any, **kwargs: Any) -> None:
             if kwargs.get("response_class") is None and response_class is not None:
                 kwargs["response_class"] = response_class

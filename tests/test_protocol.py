@@ -96,7 +96,7 @@ def test_classification_keeps_the_request_id_and_class() -> None:
 
 
 def test_retry_statuses_come_from_the_policy() -> None:
-    policy = RetryPolicy(retry_statuses={503})
+    policy = RetryPolicy(retry_statuses={503})  # any iterable of ints, typed as such
     assert classify_response(500, {}, b"", policy).action is Action.FAIL
     assert classify_response(503, {}, b"", policy).action is Action.RETRY
 

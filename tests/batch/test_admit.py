@@ -10,6 +10,7 @@ import pytest
 from fwprep import ModelRef, PrepareItem
 from fwprep.batch import InvalidRow, Record, Shard, plan_batch
 from fwprep.batch.admit import Admission, Admitted
+from fwprep.batch.manifest import ManifestEntry
 from fwprep.batch.status import FINAL_STATUSES, needs_attention
 from fwprep.batch.summary import BatchSummary
 
@@ -20,7 +21,7 @@ def item(model: str, precision: str = "fp8", line: int = 1) -> PrepareItem:
 
 def test_admission_table() -> None:
     admission = Admission(done={"accounts/acme/models/done@FP8"})
-    entries = [
+    entries: list[ManifestEntry] = [
         item("a"),
         item("a", line=2),  # the same key again
         item("a", "bf16", line=3),  # another precision: another key
@@ -39,7 +40,7 @@ def test_admission_table() -> None:
 
 
 def test_shards_split_items_and_rows_without_overlap() -> None:
-    entries = [item(f"m{i}", line=i) for i in range(60)]
+    entries: list[ManifestEntry] = [item(f"m{i}", line=i) for i in range(60)]
     entries += [InvalidRow("m.csv", 100 + i, "bad") for i in range(20)]
     owners: Counter[int] = Counter()
     for index in (1, 2, 3):
@@ -52,7 +53,12 @@ def test_shards_split_items_and_rows_without_overlap() -> None:
 
 
 def test_the_plan_uses_the_same_admission() -> None:
-    entries = [item("a"), item("a", line=2), item("b", "bf16"), InvalidRow("m.csv", 9, "x")]
+    entries: list[ManifestEntry] = [
+        item("a"),
+        item("a", line=2),
+        item("b", "bf16"),
+        InvalidRow("m.csv", 9, "x"),
+    ]
     plan = asyncio.run(plan_batch(entries, done={"accounts/acme/models/b@BF16"}))
     assert (plan.to_send, plan.duplicates, len(plan.invalid), plan.already_done) == (1, 1, 1, 1)
     assert plan.records == 3

@@ -9,15 +9,15 @@ from hypothesis import strategies as st
 
 from fwprep import PrepareItem
 from fwprep.batch import InvalidRow, Manifest, ManifestError
-from fwprep.batch.manifest import detect_format
+from fwprep.batch.manifest import ManifestEntry, detect_format
 
 
-def read(path: Path, account: str | None = "dflt", fmt: str | None = None) -> list[object]:
+def read(path: Path, account: str | None = "dflt", fmt: str | None = None) -> list[ManifestEntry]:
     with Manifest.open(str(path), fmt, account) as manifest:
         return list(manifest.entries())
 
 
-def summary(entries: list[object]) -> list[tuple[str, int] | str]:
+def summary(entries: list[ManifestEntry]) -> list[tuple[str, int] | str]:
     out: list[tuple[str, int] | str] = []
     for e in entries:
         if isinstance(e, PrepareItem):

@@ -6,23 +6,25 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fwprep.batch import ErrorInfo, Record, ReportError, ReportWriter, read_report
+from fwprep.batch.status import RecordStatus
 
 
-def rec(key: str | None, status: str, ts: str, **kw: object) -> Record:
+def rec(key: str | None, status: RecordStatus, ts: str, **kw: Any) -> Record:
     return Record(
         key=key,
         status=status,
         model="m",
         precision="FP8",
         source="f.csv",
-        line=3,  # type: ignore[arg-type]
+        line=3,
         ts=ts,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_records_round_trip_and_leave_unset_fields_out(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ async def test_breaking_out_cancels_the_rest() -> None:
             stream = c.prepare_many(items(1000))
             async for _ in stream:
                 break
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         sent = emu.stats.requests
     # The one taken, the ones in flight, and finished ones not taken yet.
     assert sent <= 1 + 2 * 4

@@ -205,7 +205,8 @@ def test_fuzzed_toml(
 ) -> None:
     good = GOOD.format(n=f"t{seed}")
     parts = ['account_id = "acme"', ""]
-    for table in [*tables, {"model": good, "precision": "fp8"}]:
+    last: dict[str, object] = {"model": good, "precision": "fp8"}
+    for table in [*tables, last]:
         parts.append("[[prepare]]")
         parts.extend(f"{k} = {toml_value(v)}" for k, v in table.items())
         parts.append("")

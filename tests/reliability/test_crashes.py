@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ import pytest
 from support import env_for, final_statuses, lines_in, wait_for, write_manifest
 
 from fwprep.emulator import EmulatorThread, Faults
+
+
+def _grown_or_ended(report: Path, target: int, proc: subprocess.Popen[bytes]) -> bool:
+    return lines_in(report) >= target or proc.poll() is not None
 
 
 def test_crash_loop_with_kill_9_then_resume(
@@ -43,7 +48,7 @@ def test_crash_loop_with_kill_9_then_resume(
             with subprocess.Popen(
                 command, env=env_for(emu), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             ) as proc:
-                wait_for(lambda t=target, p=proc: lines_in(report) >= t or p.poll() is not None)
+                wait_for(partial(_grown_or_ended, report, target, proc))
                 proc.kill()
                 proc.wait()
             torn_seen += not report.read_bytes().endswith(b"\n")
@@ -61,8 +66,8 @@ def test_crash_loop_with_kill_9_then_resume(
     assert len(statuses) == items
     assert set(statuses.values()) == {"ok"}
     assert total_prepares <= items + kills * concurrency
-    for line in report.read_text().splitlines():
-        json.loads(line)
+    for text in report.read_text().splitlines():
+        json.loads(text)
     contract.check(received)
     figures["crash loop"] = (
         f"{items} items, {kills} kill -9s survived ({torn_seen} left a torn last line), "
@@ -108,8 +113,8 @@ def test_signals_stop_gracefully_with_the_report_flushed(
     assert "finished in" in stderr  # the summary
     assert f"interrupted by {sig.name}; rerun with --resume" in stderr
     assert "Traceback" not in stderr
-    for line in report.read_text().splitlines():
-        json.loads(line)
+    for text in report.read_text().splitlines():
+        json.loads(text)
     assert Counter(final_statuses(report).values()) == {"interrupted": 4}
     contract.check(received)
     figures[f"{sig.name}"] = f"exit {proc.returncode} after {took:.2f} s (grace {grace} s)"
