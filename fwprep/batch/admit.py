@@ -129,7 +129,6 @@ class Admission:
     Args:
         shard: run only this :class:`Shard` of the entries.
         done: keys an earlier report has as done.
-        accepted: keys an earlier report has as accepted, to wait on.
         resumed: an earlier report, read: its done items are ``DONE``, its
             accepted ones ``WAIT`` (``DONE`` unless ``wait``). The run's
             admission marks the keys it meets there (see
@@ -143,7 +142,6 @@ class Admission:
         *,
         shard: Shard | None = None,
         done: Iterable[str] = (),
-        accepted: Iterable[str] = (),
         resumed: ReportIndex | None = None,
         wait: bool = True,
         claim: bool = True,
@@ -151,7 +149,6 @@ class Admission:
         self.shard = shard
         self._claim = claim
         self._done = {_key_hash(k) for k in done}
-        self._accepted = {_key_hash(k) for k in accepted}
         self._resumed = resumed
         self._wait = wait
         self._seen: set[int] = set()
@@ -194,8 +191,6 @@ class Admission:
             self._seen.add(hashed)
         if hashed in self._done or resumed in DONE_STATUSES:
             return Admitted.DONE
-        if hashed in self._accepted:
-            return Admitted.WAIT
         if resumed in WAITING_STATUSES:
             # Accepting the prepare is all a batch that does not wait asks for.
             return Admitted.WAIT if self._wait else Admitted.DONE
@@ -229,7 +224,6 @@ async def plan_batch(
     *,
     shard: Shard | None = None,
     done: Iterable[str] = (),
-    accepted: Iterable[str] = (),
     resumed: ReportIndex | None = None,
     wait: bool = True,
 ) -> BatchPlan:
@@ -239,9 +233,7 @@ async def plan_batch(
     :attr:`BatchPlan.read_error`, beside what was planned up to it.
     """
     plan = BatchPlan()
-    admission = Admission(
-        shard=shard, done=done, accepted=accepted, resumed=resumed, wait=wait, claim=False
-    )
+    admission = Admission(shard=shard, done=done, resumed=resumed, wait=wait, claim=False)
     try:
         async for entry in aiter_entries(entries):
             verdict = admission.admit(entry)

@@ -44,7 +44,6 @@ from fwprep.batch.status import (
     DONE_STATUSES,
     FINAL_STATUSES,
     ROW_STATUSES,
-    WAITING_STATUSES,
     RecordStatus,
 )
 from fwprep.errors import ApiError, FwprepError
@@ -363,33 +362,9 @@ class ReportContents:
             k for k, r in self.last.items() if r.status in DONE_STATUSES and r.key is not None
         )
 
-    def accepted(self) -> dict[str, float]:
-        """Keys whose last status is ``accepted``, with the seconds since that record.
-
-        ``--resume --wait`` goes back to waiting on these, counting the wait
-        timeout from their acceptance; ``--resume`` without ``--wait`` skips them.
-        """
-        now = datetime.now(UTC)
-        return {
-            k: _seconds_since(r.ts, now)
-            for k, r in self.last.items()
-            if r.status in WAITING_STATUSES and r.key is not None
-        }
-
     def counts(self) -> Counter[str]:
         """How many identities end in each status."""
         return Counter(r.status for r in self.last.values())
-
-
-def _seconds_since(ts: str, now: datetime) -> float:
-    """Seconds from a record's ``ts`` to ``now`` (0 for a ``ts`` that cannot be read)."""
-    try:
-        then = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
-    return max(0.0, (now - then).total_seconds())
 
 
 def _lock_holder(fd: int) -> int | None:

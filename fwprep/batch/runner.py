@@ -11,7 +11,6 @@ from collections.abc import (
     AsyncIterator,
     Callable,
     Iterable,
-    Mapping,
 )
 from typing import Any
 
@@ -161,8 +160,6 @@ class BatchRunner:
         options: the :class:`BatchOptions` (default: all defaults).
         report: where records are written; ``None`` writes nothing.
         done: keys to skip, from an earlier report (``--resume``).
-        accepted: keys an earlier report has as ``accepted``, each with the
-            seconds since (``--resume --wait``): waited on, not prepared again.
         on_record: called with each final record, and with each ``accepted``
             one (progress display).
         expected: how many items the batch will run, when known: ``check``
@@ -180,7 +177,6 @@ class BatchRunner:
         *,
         report: ReportWriter | None = None,
         done: Iterable[str] = (),
-        accepted: Mapping[str, float] | None = None,
         on_record: Callable[[Record], None] | None = None,
         expected: int | None = None,
         resumed: ReportIndex | None = None,
@@ -188,12 +184,10 @@ class BatchRunner:
         self.client = client
         self.options = options = options or BatchOptions()
         self.report = report
-        self._resumed_waits = dict(accepted or {})
         self._resumed = resumed
         self.admission = Admission(
             shard=options.shard,
             done=done,
-            accepted=self._resumed_waits,
             resumed=resumed,
             wait=options.wait,
         )
@@ -340,10 +334,8 @@ class BatchRunner:
             return self._emit(_record(entry, _Ending("duplicate")))
         if verdict is Admitted.WAIT:
             self.summary.waiting += 1
-            waited = self._resumed_waits.pop(entry.key, None)
-            if waited is None:
-                waited = self._resumed.waited(entry.key) if self._resumed is not None else 0.0
-            self.waiter.add(entry, waited=waited)
+            assert self._resumed is not None  # only a resumed report makes a WAIT verdict
+            self.waiter.add(entry, waited=self._resumed.waited(entry.key))
             if self.on_record is not None:  # shown as waiting; the report has it already
                 self.on_record(_record(entry, _Ending("accepted")))
             return None
