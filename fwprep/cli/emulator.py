@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fwprep.cli._common import (
@@ -28,34 +28,26 @@ SERVED_PREPARE_DELAY = 2.0
 """Seconds a preparation takes on a served emulator: long enough to see a wait happen."""
 
 
-def _delay(text: str) -> tuple[float, float | None]:
+def _uniform(
+    text: str, single: Callable[[str], float], what: str, examples: str
+) -> tuple[float, float | None]:
+    """One value (read by ``single``), or ``LOW-HIGH``: numbers drawn uniformly between."""
     low, sep, high = text.partition("-")
     try:
-        if not sep:
-            return duration(text), None
-        values = (float(low), float(high))
+        values = (float(low), float(high)) if sep else (single(text), None)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a preparation time: {text!r} (examples: 30s, 2m, or 5-30 for uniform seconds)"
-        ) from None
-    if not 0 <= values[0] <= values[1] < float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"not a range of seconds: {text!r} (need 0 <= LOW <= HIGH)"
-        )
+        raise argparse.ArgumentTypeError(f"not a {what}: {text!r} (examples: {examples})") from None
+    if values[0] < 0 or (values[1] is not None and not values[0] <= values[1] < float("inf")):
+        raise argparse.ArgumentTypeError(f"not a {what} range: {text!r} (need 0 <= LOW <= HIGH)")
     return values
+
+
+def _delay(text: str) -> tuple[float, float | None]:
+    return _uniform(text, duration, "preparation time", "30s, 2m, or 5-30 for uniform seconds")
 
 
 def _latency(text: str) -> tuple[float, float | None]:
-    low, sep, high = text.partition("-")
-    try:
-        values = (float(low), float(high) if sep else None)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a latency: {text!r} (examples: 20, or 10-50 for uniform)"
-        ) from None
-    if values[0] < 0 or (values[1] is not None and values[1] < values[0]):
-        raise argparse.ArgumentTypeError(f"not a latency range: {text!r}")
-    return values
+    return _uniform(text, float, "latency", "20, or 10-50 for uniform")
 
 
 def add_parser(commands: Any) -> None:
@@ -74,6 +66,15 @@ def add_parser(commands: Any) -> None:
         f"FIREWORKS_API_KEY={DEFAULT_API_KEY}\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_account_options(parser)
+    _add_fault_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def _add_account_options(parser: argparse.ArgumentParser) -> None:
+    """Where it listens, and the account it plays: key, limit, models, preparations."""
+    from fwprep.emulator.app import DEFAULT_API_KEY
+
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port)")
     parser.add_argument("--api-key", help=f"the accepted key (default: {DEFAULT_API_KEY})")
@@ -109,6 +110,10 @@ def add_parser(commands: Any) -> None:
         metavar="P",
         help="chance that a preparation fails (the model's status says so)",
     )
+
+
+def _add_fault_options(parser: argparse.ArgumentParser) -> None:
+    """What goes wrong: latency, transient faults, stalls, error bodies."""
     parser.add_argument(
         "--latency-ms", type=_latency, metavar="MS", help="added latency: 20, or 10-50 (uniform)"
     )
@@ -128,7 +133,6 @@ def add_parser(commands: Any) -> None:
         help="shape of error bodies (default: google.rpc.Status JSON)",
     )
     parser.add_argument("--seed", type=int, help="make faults and latency reproducible")
-    parser.set_defaults(handler=run)
 
 
 async def run(args: argparse.Namespace) -> int:
