@@ -460,7 +460,7 @@ class FireworksClient:
                 raise exchange.error
             return exchange.body
 
-        return ModelListing(account, fetch)
+        return ModelListing(account, fetch, size)
 
     async def wait_until_prepared(
         self,

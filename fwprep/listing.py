@@ -8,11 +8,13 @@ models this way costs up to 200 times fewer requests than one read each.
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
 from fwprep._convert import describe_structure_error, structure_model
+from fwprep._protocol import MAX_PAGE_SIZE
 from fwprep.errors import UnexpectedResponseError
 from fwprep.models import Model
 
@@ -40,6 +42,8 @@ class ModelListing:
         listed: models yielded so far.
         total_size: the server's count of matching models, from the latest
             page (``None`` until the first page, or if the server omits it).
+        page_size: the models a page holds (at most 200, as the server
+            coerces larger sizes).
 
     Iterating raises what the request raised (an :class:`~fwprep.ApiError`
     or :class:`~fwprep.TransportError`, after any retries), or
@@ -48,8 +52,9 @@ class ModelListing:
     names a next one: the listing stops there instead of looping.
     """
 
-    def __init__(self, account_id: str, fetch: PageFetcher) -> None:
+    def __init__(self, account_id: str, fetch: PageFetcher, page_size: int = MAX_PAGE_SIZE) -> None:
         self.account_id = account_id
+        self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.pages = 0
         self.listed = 0
         self.total_size: int | None = None
@@ -64,6 +69,13 @@ class ModelListing:
             f"ModelListing(account_id={self.account_id!r}, pages={self.pages}, "
             f"listed={self.listed}, total_size={self.total_size})"
         )
+
+    @property
+    def total_pages(self) -> int | None:
+        """The pages (requests) the whole listing takes, once ``total_size`` is known."""
+        if self.total_size is None:
+            return None
+        return math.ceil(self.total_size / self.page_size)
 
     def __aiter__(self) -> AsyncIterator[Model]:
         return self

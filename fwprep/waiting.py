@@ -305,8 +305,8 @@ class Waiter:
                         unseen.pop(id(w), None)
                         if (outcome := self._judge(w, model, now)) is not None:
                             outcomes.append(outcome)
-                if listing.total_size is not None:
-                    self._pages[account] = max(1, math.ceil(listing.total_size / MAX_PAGE_SIZE))
+                if listing.total_pages is not None:
+                    self._pages[account] = max(1, listing.total_pages)
                 if self._pages.get(account, 0) - listing.pages > len(unseen):
                     break
         except FwprepError:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 
 from fwprep._protocol import MAX_PAGE_SIZE
 from fwprep.client import FireworksClient
@@ -77,9 +76,7 @@ class StateCheck:
                 self.reads += 1
                 for model in page:
                     found[model.name] = frozenset(model.supported_precisions + model.precisions)
-                total = listing.total_size
-                pages = math.ceil(total / MAX_PAGE_SIZE) if total is not None else 0
-                if listing.pages == 1 and pages - 1 > budget:
+                if listing.pages == 1 and (listing.total_pages or 0) - 1 > budget:
                     break  # the rest model by model is cheaper
         except FwprepError:
             pass  # the models not listed are read one by one, and their errors say what is wrong
