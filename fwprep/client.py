@@ -498,7 +498,7 @@ class FireworksClient:
                     raise PreparationFailedError(ref.name, found.status.code, found.status.message)
                 await self.clock.sleep(poll_interval)
         assert scope.cancelled_caught
-        raise WaitTimeoutError(f"{ref}: {wanted} did not appear within {timeout:g} s")
+        raise WaitTimeoutError.after(ref, wanted, timeout)
 
     def wait_many(
         self,

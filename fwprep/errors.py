@@ -275,6 +275,11 @@ class PreparationFailedError(FwprepError):
 class WaitTimeoutError(FwprepError, TimeoutError):
     """A precision did not appear on the model before the wait timed out."""
 
+    @classmethod
+    def after(cls, model: object, precision: object, timeout: float) -> WaitTimeoutError:
+        """The error for ``precision`` not showing on ``model`` within ``timeout`` seconds."""
+        return cls(f"{model}: {precision} did not appear within {timeout:g} s")
+
 
 def with_note(error: FwprepError, note: str) -> FwprepError:
     """A copy of ``error`` of the same class whose message ends with ``(note)``."""

@@ -16,6 +16,11 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 _ID_RULE = "1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
 
 
+def model_name(account_id: str, model_id: str) -> str:
+    """``accounts/{account_id}/models/{model_id}``, from ids already known to be valid."""
+    return f"accounts/{account_id}/models/{model_id}"
+
+
 def validate_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it is a valid Fireworks resource id, else raise.
 
@@ -108,7 +113,7 @@ class ModelRef:
     @property
     def name(self) -> str:
         """The full resource name, ``accounts/{account_id}/models/{model_id}``."""
-        return f"accounts/{self.account_id}/models/{self.model_id}"
+        return model_name(self.account_id, self.model_id)
 
     def __str__(self) -> str:
         return self.name

@@ -225,9 +225,7 @@ class Waiter:
             self._end(
                 w,
                 None,
-                WaitTimeoutError(
-                    f"{w.item.model}: {w.item.precision} did not appear within {self.timeout:g} s"
-                ),
+                WaitTimeoutError.after(w.item.model, w.item.precision, self.timeout),
                 now,
             )
             for w in late

@@ -42,7 +42,7 @@ import attrs
 
 from fwprep.errors import InputError
 from fwprep.models import PrepareItem
-from fwprep.names import ModelRef, validate_id
+from fwprep.names import ModelRef, model_name, validate_id
 from fwprep.precision import Precision
 
 __all__ = [
@@ -414,7 +414,7 @@ def _skipped(
     if not model.startswith("accounts/"):
         if default_account is None or "/" in model:
             return False
-        model = f"accounts/{default_account}/models/{model}"
+        model = model_name(default_account, model)
     if precision is not None:
         try:
             precision = Precision.parse(precision).value

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from fwprep.emulator.app import CatalogEntry
-from fwprep.names import ModelRef
+from fwprep.names import ModelRef, model_name
 
 __all__ = ["CatalogError", "numbered_catalog", "read_catalog"]
 
@@ -39,7 +39,7 @@ def numbered_catalog(
     prepared = CatalogEntry(supported_precisions=(precision,))
     plain = CatalogEntry()
     return {
-        f"accounts/{account_id}/models/m{i}": (
+        model_name(account_id, f"m{i}"): (
             prepared if prepared_every and i % prepared_every == 0 else plain
         )
         for i in range(count)
