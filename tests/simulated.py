@@ -170,12 +170,18 @@ class Run:
 
 
 async def bulk_job(
-    account: Account, items: int, clients: int = 1, stagger: float = 0.0, **client_options: Any
+    account: Account,
+    items: int,
+    clients: int = 1,
+    stagger: float = 0.0,
+    limiter_type: type[AdaptiveRateLimiter] = AdaptiveRateLimiter,
+    **client_options: Any,
 ) -> Run:
     """Prepare ``items`` models split over ``clients`` clients (one a process) on ``account``.
 
     Client ``k`` starts ``k * stagger`` seconds after the first, as processes
-    launched together do when each takes its time to start.
+    launched together do when each takes its time to start. Each client has
+    its own ``limiter_type()`` (a limiter being tried can stand in).
     """
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -188,7 +194,7 @@ async def bulk_job(
         if "limiter" not in options and "max_rps" not in options:
             # The default limiter, its random stretch seeded: the run repeats exactly.
             rng = random.Random(account.seed * 1000 + k)
-            options["limiter"] = AdaptiveRateLimiter(clock=LoopClock(), rng=rng)
+            options["limiter"] = limiter_type(clock=LoopClock(), rng=rng)
         client = FireworksClient(
             "key", transport=account.transport(k), clock=LoopClock(), **options
         )

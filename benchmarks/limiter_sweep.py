@@ -1,0 +1,97 @@
+"""The adaptive limiter on simulated accounts: many timings per cell, in seconds.
+
+`benchmarks/run.py --only throttled` runs real `fwprep batch` processes
+against the emulator: one timing per cell, and 26 minutes for the table. A
+shared account's outcome depends on timing (which process wins the start's
+tokens), so one run of a cell can land anywhere from 1.0x to 1.8x the
+ideal. This sweep runs the real client on virtual time against a token
+bucket (`tests/simulated.py`): every cell with many seeded timings (answer
+jitter, processes starting 0.2 s apart), so a change to the limiter is
+judged on the spread, in under a minute.
+
+    python benchmarks/limiter_sweep.py                         # every cell, 12 timings each
+    python benchmarks/limiter_sweep.py --rpm 1200 --seeds 30   # one limit, more timings
+    python benchmarks/limiter_sweep.py --limiter /tmp/limits.py  # the same cells, side by side
+
+`--limiter` loads another copy of `fwprep/limits.py` (a change being tried)
+and runs every cell with both, on the same timings. Each row: mean and
+worst wall time over the ideal (items / limit), the share of 429s among the
+requests after the first 10 s, and the 429s of the first 10 s (the start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fwprep import limits
+
+# The simulated account and bulk job of the test suite (tests/simulated.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+simulated = importlib.import_module("simulated")
+
+CELLS = {10: 20, 60: 60, 300: 200, 1200: 600, 6000: 3000}  # requests/minute: items
+CLIENTS = (1, 4, 8)
+
+
+def load_limiter(path: str) -> Any:
+    """The ``AdaptiveRateLimiter`` class of another copy of ``fwprep/limits.py``."""
+    spec = importlib.util.spec_from_file_location("fwprep_limits_tried", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.AdaptiveRateLimiter
+
+
+def cell(limiter: Any, rpm: int, retry_after: bool, clients: int, seeds: int) -> str:
+    """One cell over ``seeds`` timings: mean/worst ratio, late 429 share, start 429s."""
+    runs = [
+        simulated.run_virtual(
+            simulated.bulk_job(
+                simulated.Account(rpm=rpm, retry_after=retry_after, jitter=0.5, seed=seed),
+                items=CELLS[rpm],
+                clients=clients,
+                stagger=0.2 if clients > 1 else 0.0,
+                limiter_type=limiter,
+            )
+        )
+        for seed in range(1, seeds + 1)
+    ]
+    if any(run.failed for run in runs):
+        return f"x{clients} FAILED ITEMS"
+    ratios = [run.ratio for run in runs]
+    late = statistics.mean(run.late_429_share for run in runs)
+    start = statistics.mean(run.throttled - run.late_throttled for run in runs)
+    return f"x{clients} {statistics.mean(ratios):.2f}/{max(ratios):.2f} {late:4.0%} {start:4.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=12, help="timings per cell (default 12)")
+    parser.add_argument("--rpm", type=int, nargs="+", choices=list(CELLS), default=list(CELLS))
+    parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
+    parser.add_argument("--limiter", help="another fwprep/limits.py to run beside this one")
+    args = parser.parse_args()
+    limiters = {"fwprep": limits.AdaptiveRateLimiter}
+    if args.limiter:
+        limiters["tried"] = load_limiter(args.limiter)
+    print("cell: processes mean/worst wall/ideal, 429 share after 10 s, 429s in the first 10 s")
+    started = time.monotonic()
+    for rpm in args.rpm:
+        for retry_after in (False, True):
+            for name, limiter in limiters.items():
+                cells = (cell(limiter, rpm, retry_after, n, args.seeds) for n in args.clients)
+                row = " | ".join(cells)
+                label = f"{rpm}/min {'RA' if retry_after else '--'} {name}"
+                print(f"{label:22} | {row}", flush=True)
+    print(f"{time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
