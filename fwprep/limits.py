@@ -297,7 +297,13 @@ class AdaptiveRateLimiter(_Pacer):
       row (room another process left is taken up in seconds); in between,
       the rate holds. A thin stream of 429s (up to ``high_fraction`` of the
       answers) that has nothing to do with this client's rate, such as
-      another tool's burst or a proxy, does not drag it down.
+      another tool's burst or a proxy, does not drag it down. A window with
+      a 429 that is followed by three answers and two seconds clean closes
+      early and grows the rate by ``growth`` a second of that clean spell:
+      a process with a small share of a crowded account (a request or two a
+      second, windows of many seconds) would otherwise hold its rate for
+      the rest of a window after each stray 429, stay small, and be the
+      one left running long after its neighbours finished.
     - **Slow accounts: the spacing.** A 10 requests/minute account refuses
       a request sent too soon after the last one it accepted, and windows of
       a few answers a minute learn that too slowly. Below one request a
@@ -374,6 +380,8 @@ class AdaptiveRateLimiter(_Pacer):
         self._answers = 0
         self._throttled = 0
         self._clean_windows = 0
+        self._streak = 0
+        self._streak_start: float | None = None
         self._spacing = _Spacing()
         self._retry_at: float | None = None
         self._stretch = 1.0
@@ -448,6 +456,12 @@ class AdaptiveRateLimiter(_Pacer):
             self._window_start = sent_at  # a window opens with its first request
         self._answers += 1
         self._throttled += throttled
+        if throttled:
+            self._streak, self._streak_start = 0, None
+        else:
+            self._streak += 1
+            if self._streak_start is None:
+                self._streak_start = sent_at
         share = self._throttled / self._answers
         elapsed = now - self._window_start
         full = self._answers >= self._min_samples and elapsed >= self._window
@@ -460,10 +474,20 @@ class AdaptiveRateLimiter(_Pacer):
         if full or flooded or clean:
             self._judge(share, elapsed, now)
             self._new_window()
+        elif self._streak_start is not None and self._streak >= 3:
+            streak = now - self._streak_start
+            if streak >= 2.0:
+                # The window's 429s are behind it: a slow share, whose window
+                # would last many seconds more, grows gently on the clean
+                # spell since (held until a full window otherwise).
+                if self._held_back:
+                    self._set_rate(self._rate * min(1.5, self._growth**streak), now)
+                self._new_window()
 
     def _new_window(self) -> None:
         self._window_start = None
         self._answers = self._throttled = 0
+        self._streak, self._streak_start = 0, None
 
     def pause(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (a server's ``Retry-After``); see :meth:`_Pacer.pause`.

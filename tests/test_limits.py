@@ -208,6 +208,25 @@ def test_clean_windows_grow_the_rate_faster_and_faster_when_it_binds(clock: Fake
     assert rates == pytest.approx([44.0, 44.0 * 1.2, 44.0 * 1.2 * 1.4])
 
 
+def test_a_slow_share_grows_on_a_clean_spell_after_a_429(clock: FakeClock) -> None:
+    # One request a second in a crowded account: a 429, then three clean
+    # answers over 3 s. The window (10 answers) would take 6 s more; the
+    # clean spell since the 429 is judged now, and the rate grows gently.
+    limiter = steady(clock, rate=1.0)
+    limiter._sent(waited=True)
+    window(limiter, clock, oks=0, throttles=1, span=1.0)
+    window(limiter, clock, oks=3, throttles=0, span=3.0)
+    assert limiter.rate == pytest.approx(1.1**3)  # growth a second, over the spell's 3 s
+
+
+def test_a_clean_spell_too_short_to_judge_holds_the_rate(clock: FakeClock) -> None:
+    limiter = steady(clock, rate=4.0)
+    limiter._sent(waited=True)
+    window(limiter, clock, oks=0, throttles=1, span=0.25)
+    window(limiter, clock, oks=6, throttles=0, span=1.5)  # six answers, but 1.25 s
+    assert limiter.rate == 4.0
+
+
 def test_a_slow_rate_grows_per_second_not_per_window(clock: FakeClock) -> None:
     limiter = steady(clock, rate=0.5)
     limiter._sent(waited=True)

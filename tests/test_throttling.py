@@ -45,15 +45,19 @@ def test_one_process_finds_the_limit_and_keeps_under_it(rpm: int, retry_after: b
 @pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
 @pytest.mark.parametrize("clients", [4, 8])
 def test_a_crowded_account_fails_nothing(clients: int, retry_after: bool) -> None:
+    # The share of 429s is judged over many timings below: in one it ranges
+    # from 5% to 11%, by how the shares settle.
     account = Account(rpm=1200, retry_after=retry_after)
     run = run_virtual(bulk_job(account, items=600, clients=clients))
     assert (run.failed, run.ok) == (0, 600)
     assert run.ratio <= 1.20
-    assert run.late_429_share < 0.10
 
 
 @pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
-def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(retry_after: bool) -> None:
+@pytest.mark.parametrize("clients", [4, 8])
+def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(
+    clients: int, retry_after: bool
+) -> None:
     # Ten runs whose answers arrive with different jitter, the processes
     # starting 0.2 s apart as real ones do: which process wins the next token
     # changes, and no run may leave one process far behind.
@@ -62,15 +66,16 @@ def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(retry_after:
             bulk_job(
                 Account(rpm=1200, retry_after=retry_after, jitter=0.5, seed=seed),
                 items=600,
-                clients=8,
+                clients=clients,
                 stagger=0.2,
             )
         )
         for seed in range(1, 11)
     ]
     assert all(run.failed == 0 for run in runs)
-    assert statistics.mean(run.ratio for run in runs) <= 1.25
-    assert max(run.ratio for run in runs) <= 1.6
+    assert statistics.mean(run.ratio for run in runs) <= 1.16
+    assert max(run.ratio for run in runs) <= 1.4
+    assert statistics.mean(run.late_429_share for run in runs) < 0.10
 
 
 def test_429s_never_use_up_the_attempts() -> None:
