@@ -49,7 +49,9 @@ def load_limiter(path: str) -> Any:
     return module.AdaptiveRateLimiter
 
 
-def cell(limiter: Any, rpm: int, retry_after: bool, clients: int, seeds: int) -> str:
+def cell(
+    limiter: type[limits.AdaptiveRateLimiter], rpm: int, retry_after: bool, clients: int, seeds: int
+) -> str:
     """One cell over ``seeds`` timings: mean/worst ratio, late 429 share, start 429s."""
     runs = [
         simulated.run_virtual(
@@ -78,7 +80,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
     parser.add_argument("--limiter", help="another fwprep/limits.py to run beside this one")
     args = parser.parse_args()
-    limiters = {"fwprep": limits.AdaptiveRateLimiter}
+    limiters: dict[str, type[limits.AdaptiveRateLimiter]] = {"fwprep": limits.AdaptiveRateLimiter}
     if args.limiter:
         limiters["tried"] = load_limiter(args.limiter)
     print("cell: processes mean/worst wall/ideal, 429 share after 10 s, 429s in the first 10 s")

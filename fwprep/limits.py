@@ -466,23 +466,22 @@ class AdaptiveRateLimiter(_Pacer):
         elapsed = now - self._window_start
         full = self._answers >= self._min_samples and elapsed >= self._window
         # Two ways to judge sooner, for slow rates whose windows would last
-        # minutes: a clear majority of 429s, or a spell of nothing but
-        # successes. A few answers with one 429 among them are not judged,
-        # so a slow process is not cut more often than a fast one.
+        # minutes: a clear majority of 429s, or a clean spell (three answers
+        # and two seconds, no 429). A few answers with one 429 among them are
+        # not judged, so a slow process is not cut more often than a fast one.
         flooded = self._throttled >= 3 and share > 0.5
-        clean = self._throttled == 0 and self._answers >= 3 and elapsed >= 2.0
-        if full or flooded or clean:
-            self._judge(share, elapsed, now)
+        spell = now - self._streak_start if self._streak_start is not None else 0.0
+        clean = self._streak >= 3 and spell >= 2.0
+        if full or flooded or (clean and not self._throttled):
+            self._judge(share, elapsed, now)  # a spell with no 429 before it is the whole window
             self._new_window()
-        elif self._streak_start is not None and self._streak >= 3:
-            streak = now - self._streak_start
-            if streak >= 2.0:
-                # The window's 429s are behind it: a slow share, whose window
-                # would last many seconds more, grows gently on the clean
-                # spell since (held until a full window otherwise).
-                if self._held_back:
-                    self._set_rate(self._rate * min(1.5, self._growth**streak), now)
-                self._new_window()
+        elif clean:
+            # The window's 429s are behind the spell: a slow share, whose
+            # window would last many seconds more, grows gently on it (held
+            # until a full window otherwise).
+            if self._held_back:
+                self._set_rate(self._rate * min(1.5, self._growth**spell), now)
+            self._new_window()
 
     def _new_window(self) -> None:
         self._window_start = None
