@@ -53,6 +53,7 @@ from fwprep.client import (
     FireworksClient,
     ItemLike,
 )
+from fwprep.precision import Precision
 
 __all__ = [
     "BatchOptions",
@@ -89,6 +90,7 @@ async def iter_batch(
     report: PathLike | None = None,
     resume: bool = False,
     format: str | None = None,
+    precisions: Sequence[Precision | str] = (),
     check: bool = False,
     wait: bool = False,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
@@ -105,7 +107,9 @@ async def iter_batch(
     (:class:`~fwprep.PrepareItem` or ``(model, precision)`` pairs). The report
     defaults to ``<first manifest>.report.jsonl``; with ``items`` only, no
     report is written unless ``report`` is given. ``resume=True`` skips the
-    keys the report says are done. ``client`` defaults to a
+    keys the report says are done. ``precisions`` (``["fp8"]``, say) gives the
+    manifest rows that name no precision one item per precision, as ``fwprep
+    batch -p`` does; rows that name one keep it. ``client`` defaults to a
     :class:`~fwprep.FireworksClient` configured from the environment. The
     other arguments are the :class:`BatchOptions` (``check``, ``wait``,
     ``max_failures``, ``shard``, ``concurrency``, ...), checked before
@@ -141,6 +145,7 @@ async def iter_batch(
             report=report,
             resume=resume,
             format=format,
+            precisions=precisions,
             options=options,
         ) as batch,
         contextlib.aclosing(batch.runner.records(batch.entries, stop=stop)) as records,
@@ -157,6 +162,7 @@ async def run_batch(
     report: PathLike | None = None,
     resume: bool = False,
     format: str | None = None,
+    precisions: Sequence[Precision | str] = (),
     check: bool = False,
     wait: bool = False,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
@@ -189,6 +195,7 @@ async def run_batch(
         report=report,
         resume=resume,
         format=format,
+        precisions=precisions,
         options=options,
     ) as batch:
         return await batch.runner.run(batch.entries, stop=stop)

@@ -1,4 +1,4 @@
-"""Manifests: the files that list what to prepare (CSV, JSON Lines, TOML).
+"""Manifests: the files that list what to prepare (CSV, JSON Lines, TOML, plain text).
 
 A manifest is read as a stream: one entry at a time, each a
 :class:`~fwprep.PrepareItem` (with its file and line) or an
@@ -25,6 +25,17 @@ TOML, where ``precisions`` expands into one item per precision::
     [[prepare]]
     model = "ft-7"
     precisions = ["fp8", "fp4"]
+
+Plain text (``.txt``), one model id or full name a line (what ``fwprep
+models -o csv`` or ``cut -d, -f1`` gives), ``#`` comments and blank lines
+skipped::
+
+    accounts/acme/models/ft-7
+    ft-8   # a bare id takes the default account
+
+A row that names no precision leaves the choice to the API, unless the
+manifest is opened with ``precisions`` (``fwprep batch -p fp8``): then it
+becomes one item per precision given. A row that names one keeps it.
 """
 
 from __future__ import annotations
@@ -55,16 +66,17 @@ __all__ = [
     "detect_format",
 ]
 
-ManifestFormat = Literal["csv", "jsonl", "toml"]
+ManifestFormat = Literal["csv", "jsonl", "toml", "text"]
 """The manifest formats fwprep reads."""
 
-FORMATS: tuple[ManifestFormat, ...] = ("csv", "jsonl", "toml")
+FORMATS: tuple[ManifestFormat, ...] = ("csv", "jsonl", "toml", "text")
 COLUMNS = ("model", "precision", "read_mask")
 _EXTENSIONS: dict[str, ManifestFormat] = {
     ".csv": "csv",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".toml": "toml",
+    ".txt": "text",
 }
 _TOML_TABLE_RE = re.compile(r"^\s*\[\[\s*prepare\s*\]\]")
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
@@ -110,15 +122,15 @@ def detect_format(path: str, explicit: str | None = None) -> ManifestFormat:
         if lowered == "ndjson":
             return "jsonl"
         if lowered not in FORMATS:
-            raise ManifestError(f"unknown format {explicit!r}: use csv, jsonl or toml")
+            raise ManifestError(f"unknown format {explicit!r}: use csv, jsonl, toml or text")
         return lowered
     if path == "-":
         return "csv"
     found = _EXTENSIONS.get(Path(path).suffix.lower())
     if found is None:
         raise ManifestError(
-            f"{path}: cannot tell the format from the extension: name it .csv, .jsonl or "
-            ".toml, or pass --format csv|jsonl|toml"
+            f"{path}: cannot tell the format from the extension: name it .csv, .jsonl, "
+            ".toml or .txt, or pass --format csv|jsonl|toml|text"
         )
     return found
 
@@ -167,6 +179,9 @@ class Manifest:
 
     Use :meth:`open`, then iterate :meth:`entries` once. The manifest's own
     ``account_id`` (TOML) wins over ``default_account`` for its bare ids.
+    With ``precisions``, a row that names no precision becomes one item per
+    precision given; :attr:`unnamed` counts such rows as they are read (so a
+    caller can say that ``precisions`` changed nothing).
     """
 
     def __init__(
@@ -175,10 +190,13 @@ class Manifest:
         fmt: ManifestFormat,
         stream: IO[bytes],
         default_account: str | None,
+        precisions: tuple[Precision, ...] = (),
     ) -> None:
         self.path = path
         self.format: ManifestFormat = fmt
         self.default_account = default_account
+        self.precisions = precisions
+        self.unnamed = 0
         self._stream = stream
         self._csv: _CsvReader | None = None
         self._toml: list[ManifestEntry] | None = None
@@ -186,12 +204,16 @@ class Manifest:
 
     @classmethod
     def open(
-        cls, path: str, fmt: str | None = None, default_account: str | None = None
+        cls,
+        path: str,
+        fmt: str | None = None,
+        default_account: str | None = None,
+        precisions: tuple[Precision, ...] = (),
     ) -> Manifest:
         """Open ``path`` (``-`` for standard input) and check it as a whole.
 
         A CSV header is read and checked; a TOML file is parsed. Rows are not
-        read yet.
+        read yet. ``precisions``: for rows that name none (see :class:`Manifest`).
 
         Raises:
             ManifestError: the file cannot be opened, or is unusable as a whole.
@@ -206,7 +228,7 @@ class Manifest:
                 stream = open(path, "rb")  # noqa: SIM115 - closed by close()
             except OSError as exc:
                 raise ManifestError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        manifest = cls(label, kind, stream, default_account)
+        manifest = cls(label, kind, stream, default_account, precisions)
         try:
             if kind == "csv":
                 manifest._csv = _CsvReader(label, stream)
@@ -235,14 +257,38 @@ class Manifest:
             ManifestError: when the file cannot be read any further.
         """
         try:
-            if self._csv is not None:
-                yield from self._csv.entries(self.default_account, self.skip)
-            elif self._toml is not None:
-                yield from self._toml
-            else:
-                yield from _jsonl_entries(self.path, self._stream, self.default_account, self.skip)
+            for entry in self._rows():
+                if isinstance(entry, PrepareItem) and entry.precision is None:
+                    self.unnamed += 1
+                    if self.precisions:
+                        for precision in self.precisions:
+                            yield attrs.evolve(entry, precision=precision)
+                        continue
+                yield entry
         except OSError as exc:
             raise ManifestError(f"{self.path}: read failed: {exc.strerror or exc}") from None
+
+    def _rows(self) -> Iterator[ManifestEntry]:
+        account = self.default_account
+        skip = None if self.skip is None else self._skipped
+        if self._csv is not None:
+            return self._csv.entries(account, skip)
+        if self._toml is not None:
+            return iter(self._toml)
+        if self.format == "text":
+            return _text_entries(self.path, self._stream, account, skip)
+        return _jsonl_entries(self.path, self._stream, account, skip)
+
+    def _skipped(self, values: dict[str, Any]) -> bool:
+        assert self.skip is not None
+        model, precision = values.get("model"), values.get("precision") or None
+        if precision is not None or not self.precisions:
+            return _skipped(self.skip, model, precision, self.default_account)
+        done = all(
+            _skipped(self.skip, model, p.value, self.default_account) for p in self.precisions
+        )
+        self.unnamed += done
+        return done
 
 
 def _decoded_lines(stream: IO[bytes]) -> Iterator[tuple[int, str, bool]]:
@@ -319,7 +365,7 @@ class _CsvReader:
         return columns
 
     def entries(
-        self, default_account: str | None, skip: Callable[[str], bool] | None = None
+        self, default_account: str | None, skip: Callable[[dict[str, Any]], bool] | None = None
     ) -> Iterator[ManifestEntry]:
         width = len(self.columns)
         while True:
@@ -345,7 +391,7 @@ class _CsvReader:
                 )
                 continue
             values = dict(zip(self.columns, (f.strip() for f in row), strict=False))
-            if skip is not None and _skipped(skip, values, default_account):
+            if skip is not None and skip(values):
                 continue
             yield make_entry(
                 values.get("model"),
@@ -361,7 +407,7 @@ def _jsonl_entries(
     source: str,
     stream: IO[bytes],
     default_account: str | None,
-    skip: Callable[[str], bool] | None = None,
+    skip: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[ManifestEntry]:
     for number, text, clean in _decoded_lines(stream):
         if not text.strip():
@@ -386,7 +432,7 @@ def _jsonl_entries(
                 data.get("model") if isinstance(data.get("model"), str) else None,
             )
             continue
-        if skip is not None and _skipped(skip, data, default_account):
+        if skip is not None and skip(data):
             continue
         yield make_entry(
             data.get("model"),
@@ -398,8 +444,37 @@ def _jsonl_entries(
         )
 
 
+def _text_entries(
+    source: str,
+    stream: IO[bytes],
+    default_account: str | None,
+    skip: Callable[[dict[str, Any]], bool] | None = None,
+) -> Iterator[ManifestEntry]:
+    for number, text, clean in _decoded_lines(stream):
+        model = text.split("#", 1)[0].strip()
+        if not model:
+            continue
+        if not clean:
+            yield InvalidRow(source, number, "the line is not valid UTF-8")
+            continue
+        if "," in model or len(model.split()) > 1:
+            yield InvalidRow(
+                source,
+                number,
+                f"expected one model a line, got {_show(model)} (precisions go in a CSV "
+                "manifest, or to every line with -p)",
+                model,
+            )
+            continue
+        if skip is not None and skip({"model": model}):
+            continue
+        yield make_entry(
+            model, None, None, source=source, line=number, default_account=default_account
+        )
+
+
 def _skipped(
-    skip: Callable[[str], bool], values: dict[str, Any], default_account: str | None
+    skip: Callable[[str], bool], model: object, precision: object, default_account: str | None
 ) -> bool:
     """Whether a resumed run passes over this row: its key, as written, is one it has as done.
 
@@ -408,7 +483,6 @@ def _skipped(
     is not in the plain form (``m1`` or ``accounts/a/models/m1``, a precision
     as fwprep spells it) is read the full way.
     """
-    model, precision = values.get("model"), values.get("precision") or None
     if not isinstance(model, str) or not model or not isinstance(precision, str | None):
         return False
     if not model.startswith("accounts/"):

@@ -30,6 +30,7 @@ from fwprep.batch.report import Record, ReportWriter
 from fwprep.batch.runner import BatchOptions, BatchRunner
 from fwprep.client import FireworksClient, ItemLike
 from fwprep.errors import ConfigError, InputError
+from fwprep.precision import Precision
 
 __all__ = [
     "Batch",
@@ -55,17 +56,24 @@ def default_report_path(manifests: Sequence[PathLike]) -> Path:
 
 @contextlib.contextmanager
 def open_manifests(
-    paths: Sequence[PathLike], fmt: str | None = None, default_account: str | None = None
+    paths: Sequence[PathLike],
+    fmt: str | None = None,
+    default_account: str | None = None,
+    precisions: Sequence[Precision | str] = (),
 ) -> Iterator[list[Manifest]]:
     """Open and check every manifest before any is read, so a bad one stops the batch early.
+
+    ``precisions``: for the rows that name none, one item per precision
+    (``fwprep batch -p``); see :class:`~fwprep.batch.manifest.Manifest`.
 
     Raises:
         ManifestError: for the first manifest that cannot be used.
     """
     opened: list[Manifest] = []
+    parsed = tuple(dict.fromkeys(Precision.parse(p) for p in precisions))
     try:
         for path in paths:
-            opened.append(Manifest.open(str(path), fmt, default_account))
+            opened.append(Manifest.open(str(path), fmt, default_account, parsed))
         yield opened
     finally:
         for manifest in opened:
@@ -124,6 +132,7 @@ class Batch:
     entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry]
     resumed: ReportIndex | None
     report_path: Path | None
+    manifests: list[Manifest] = attrs.field(factory=list)
 
 
 def as_paths(manifests: PathLike | Sequence[PathLike]) -> list[PathLike]:
@@ -142,6 +151,7 @@ async def open_batch(
     report: PathLike | None = None,
     resume: bool = False,
     format: str | None = None,
+    precisions: Sequence[Precision | str] = (),
     options: BatchOptions | None = None,
     on_record: Callable[[Record], None] | None = None,
 ) -> AsyncIterator[Batch]:
@@ -161,7 +171,7 @@ async def open_batch(
     account = client.account_id if client is not None else account_id
     account = account or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
     async with contextlib.AsyncExitStack() as stack:
-        opened = stack.enter_context(open_manifests(paths, format, account))
+        opened = stack.enter_context(open_manifests(paths, format, account, precisions))
         resumed = None
         if resume and report_path is not None and report_path.exists():
             resumed = index_report([report_path])
@@ -174,7 +184,13 @@ async def open_batch(
         options = options or BatchOptions()
         if options.check:
             expected = await _count_items(
-                items, paths, format=format, account=account, options=options, resumed=resumed
+                items,
+                paths,
+                format=format,
+                account=account,
+                precisions=precisions,
+                options=options,
+                resumed=resumed,
             )
         runner = BatchRunner(
             client, options, report=writer, on_record=on_record, expected=expected, resumed=resumed
@@ -187,7 +203,7 @@ async def open_batch(
             if items is not None
             else chain_entries(opened)
         )
-        yield Batch(runner, entries, resumed, report_path)
+        yield Batch(runner, entries, resumed, report_path, opened)
 
 
 async def _count_items(
@@ -196,6 +212,7 @@ async def _count_items(
     *,
     format: str | None,
     account: str | None,
+    precisions: Sequence[Precision | str],
     options: BatchOptions,
     resumed: ReportIndex | None,
 ) -> int | None:
@@ -208,7 +225,7 @@ async def _count_items(
         return len(items) if isinstance(items, Sized) else None
     if not paths or any(str(path) == "-" for path in paths):
         return None
-    with open_manifests(paths, format, account) as manifests:
+    with open_manifests(paths, format, account, precisions) as manifests:
         plan = await plan_batch(
             chain_entries(manifests), shard=options.shard, resumed=resumed, wait=options.wait
         )

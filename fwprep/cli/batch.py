@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fwprep.batch.admit import Shard, plan_batch
-from fwprep.batch.manifest import FORMATS, InvalidRow
+from fwprep.batch.manifest import FORMATS, InvalidRow, Manifest
 from fwprep.batch.progress import Progress
 from fwprep.batch.report import Record, read_report
 from fwprep.batch.runner import DEFAULT_GRACE, BatchOptions, BatchRunner
@@ -39,6 +39,7 @@ from fwprep.cli._common import (
     poll_interval,
     positive_float,
     positive_int,
+    precision,
     say,
     show_duration,
 )
@@ -46,11 +47,15 @@ from fwprep.client import DEFAULT_MAX_CONCURRENCY, DEFAULT_WAIT_TIMEOUT
 
 _EPILOG = """manifests:
   CSV with a header (model, precision, read_mask), JSON Lines with the same keys,
-  or TOML with [[prepare]] tables (precision or precisions = [...]).
-  '-' reads standard input (CSV unless --format says otherwise).
+  TOML with [[prepare]] tables (precision or precisions = [...]), or plain text
+  (.txt: one model a line, # comments). '-' reads standard input (CSV unless
+  --format says otherwise). A row with no precision takes each -p given (one item
+  per precision); with no -p, the API chooses.
 
 examples:
   fwprep batch batch_examples/quickstart.csv --emulate
+  fwprep models --missing fp8 -o csv | fwprep batch - -p fp8 --wait
+  fwprep batch models.txt -p fp8 -p fp4     # every model listed, at two precisions
   fwprep batch models.csv -j 32 --max-rps 90 --report run.jsonl
   fwprep batch models.csv --resume           # after a crash or Ctrl-C: finish the job
   fwprep batch models.toml --check --wait --wait-timeout 45m
@@ -72,6 +77,17 @@ def add_parser(commands: Any) -> None:
     add = parser.add_argument
     add("manifests", nargs="+", metavar="MANIFEST", help="manifest files, or -")
     add("--format", choices=(*FORMATS, "ndjson"), help="manifest format")
+    add(
+        "-p",
+        "--precision",
+        dest="precisions",
+        action="append",
+        type=precision,
+        default=[],
+        metavar="P",
+        help="the precision for rows that name none; repeat for one item per precision "
+        "(rows that name one keep it)",
+    )
     add("--report", metavar="PATH", help="the report (JSON Lines); default: <first>.report.jsonl")
     _add_pace(parser)
     add("--resume", action="store_true", help="skip items the report already has as ok")
@@ -172,7 +188,7 @@ async def run(args: argparse.Namespace) -> int:
 def _strict_check(paths: list[str], args: argparse.Namespace) -> bool:
     """Read every row first; print the invalid ones. True when there are none."""
     bad = 0
-    with open_manifests(paths, args.format, account(args)) as manifests:
+    with open_manifests(paths, args.format, account(args), args.precisions) as manifests:
         for entry in chain_entries(manifests):
             if isinstance(entry, InvalidRow):
                 bad += 1
@@ -180,6 +196,13 @@ def _strict_check(paths: list[str], args: argparse.Namespace) -> bool:
     if bad:
         say(f"--strict: {plural(bad, 'invalid row')}; nothing was sent")
     return bad == 0
+
+
+def _precisions_unused(args: argparse.Namespace, manifests: list[Manifest]) -> None:
+    """Say so when ``-p`` was given and every row read named its own precision."""
+    if args.precisions and not any(manifest.unnamed for manifest in manifests):
+        given = " ".join(f"-p {p.value}" for p in args.precisions)
+        say(f"warning: {given} changed nothing: every row names its precision")
 
 
 def _done_keys(args: argparse.Namespace, report_path: Path) -> frozenset[str]:
@@ -191,9 +214,10 @@ def _done_keys(args: argparse.Namespace, report_path: Path) -> frozenset[str]:
 async def _dry_run(
     args: argparse.Namespace, paths: list[str], shard: Shard | None, report_path: Path
 ) -> int:
-    with open_manifests(paths, args.format, account(args)) as manifests:
+    with open_manifests(paths, args.format, account(args), args.precisions) as manifests:
         done = _done_keys(args, report_path)
         plan = await plan_batch(chain_entries(manifests), shard=shard, done=done)
+        _precisions_unused(args, manifests)
     for problem in plan.invalid:
         say(problem)
     data = {
@@ -254,6 +278,7 @@ async def _run(
         report=report_path,
         resume=args.resume,
         format=args.format,
+        precisions=args.precisions,
         options=_options(args, shard),
     ) as batch:
         if batch.resumed is not None:
@@ -266,7 +291,7 @@ async def _run(
             say(f"--resume: {report_path} has {done} done already{extra}")
         total = None
         if not args.quiet and sys.stderr.isatty() and "-" not in paths:
-            with open_manifests(paths, args.format, account(args)) as manifests:
+            with open_manifests(paths, args.format, account(args), args.precisions) as manifests:
                 plan = await plan_batch(
                     chain_entries(manifests),
                     shard=shard,
@@ -285,6 +310,7 @@ async def _run(
         with _signals(batch.runner, args.grace, lambda: _print_summary(args, batch.runner)):
             summary = await batch.runner.run(batch.entries)
         progress.close()
+        _precisions_unused(args, batch.manifests)
     _print_summary(args, batch.runner)
     return summary.exit_code
 

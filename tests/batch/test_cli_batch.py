@@ -59,6 +59,45 @@ def test_every_format_at_once_with_json_summary(tmp_path: Path, emu: EmulatorThr
     }
 
 
+def test_a_model_list_with_two_precisions(tmp_path: Path, emu: EmulatorThread) -> None:
+    (tmp_path / "models.txt").write_text("# to prepare\nft-1\naccounts/acme/models/ft-2\n")
+    (tmp_path / "named.csv").write_text("model,precision\nft-3,bf16\n")
+    result = fwprep(
+        "batch",
+        "models.txt",
+        "named.csv",
+        "-p",
+        "fp8",
+        "-p",
+        "FP4",
+        "-q",
+        env=env_for(emu),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "changed nothing" not in result.stderr
+    assert set(emu.stats.prepare_successes) == {
+        "accounts/acme/models/ft-1@FP8",
+        "accounts/acme/models/ft-1@FP4",
+        "accounts/acme/models/ft-2@FP8",
+        "accounts/acme/models/ft-2@FP4",
+        "accounts/acme/models/ft-3@BF16",
+    }
+
+
+def test_precision_for_rows_that_all_name_one_says_it_changed_nothing(
+    tmp_path: Path, emu: EmulatorThread
+) -> None:
+    (tmp_path / "named.csv").write_text("model,precision\nft-3,bf16\n")
+    result = fwprep("batch", "named.csv", "-p", "fp8", "-q", env=env_for(emu), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning: -p FP8 changed nothing: every row names its precision" in result.stderr
+    assert set(emu.stats.prepare_successes) == {"accounts/acme/models/ft-3@BF16"}
+    bad = fwprep("batch", "named.csv", "-p", "fp9", env=env_for(emu), cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "unknown precision 'fp9'; did you mean FP8 or FP4?" in bad.stderr
+
+
 def test_stdin_manifest(tmp_path: Path, emu: EmulatorThread) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fwprep", "batch", "-", "--format", "jsonl", "--report", "r.jsonl"],

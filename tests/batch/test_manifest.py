@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fwprep import PrepareItem
+from fwprep import Precision, PrepareItem
 from fwprep.batch import InvalidRow, Manifest, ManifestError
 from fwprep.batch.manifest import ManifestEntry, detect_format
 
@@ -183,12 +183,77 @@ def test_formats_and_errors_about_them(tmp_path: Path) -> None:
     assert detect_format("-") == "csv"
     assert detect_format("-", "jsonl") == "jsonl"
     assert detect_format("anything.txt", "toml") == "toml"
-    with pytest.raises(ManifestError, match="cannot tell the format"):
-        detect_format("a.txt")
+    assert detect_format("list.TXT") == "text"
+    with pytest.raises(ManifestError, match=r"cannot tell the format.*\.txt"):
+        detect_format("a.xml")
     with pytest.raises(ManifestError, match="unknown format 'xml'"):
         detect_format("a.csv", "xml")
     with pytest.raises(ManifestError, match="cannot open: No such file"):
         Manifest.open(str(tmp_path / "missing.csv"))
+
+
+def test_a_text_manifest_is_one_model_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "models.txt"
+    path.write_bytes(
+        b"\xef\xbb\xbf# fine-tunes to prepare\n"
+        b"ft-1\n"
+        b"\n"
+        b"  accounts/other/models/ft-2   # a full name keeps its account\n"
+        b"ft-3,fp8\n"
+        b"ft 4\n"
+        b"Bad_Id\n"
+        b"ft-5\r\n"
+    )
+    assert summary(read(path)) == [
+        ("accounts/dflt/models/ft-1", 2),
+        ("accounts/other/models/ft-2", 4),
+        f"{path}:5: expected one model a line, got 'ft-3,fp8' (precisions go in a CSV "
+        "manifest, or to every line with -p)",
+        f"{path}:6: expected one model a line, got 'ft 4' (precisions go in a CSV manifest, "
+        "or to every line with -p)",
+        f"{path}:7: invalid model id 'Bad_Id': it contains 'B' 'I' '_'; ids are 1-63 "
+        "characters of a-z, 0-9 and '-', not starting or ending with '-'",
+        ("accounts/dflt/models/ft-5", 8),
+    ]
+
+
+def test_precisions_fill_the_rows_that_name_none(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("model,precision\nm1,\nm2,fp4\nm3\n")
+    fp8_bf16 = (Precision.FP8, Precision.BF16)
+    with Manifest.open(str(path), None, "a", fp8_bf16) as manifest:
+        keys = [e.key for e in manifest.entries() if isinstance(e, PrepareItem)]
+        assert manifest.unnamed == 2
+    assert keys == [
+        "accounts/a/models/m1@FP8",
+        "accounts/a/models/m1@BF16",
+        "accounts/a/models/m2@FP4",
+        "accounts/a/models/m3@FP8",
+        "accounts/a/models/m3@BF16",
+    ]
+    with Manifest.open(str(path), None, "a") as manifest:
+        keys = [e.key for e in manifest.entries() if isinstance(e, PrepareItem)]
+    assert keys == ["accounts/a/models/m1", "accounts/a/models/m2@FP4", "accounts/a/models/m3"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".txt"])
+def test_resume_passes_over_a_row_only_when_every_precision_it_takes_is_done(
+    tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"m{suffix}"
+    rows = {
+        ".csv": "model\nm1\nm2\n",
+        ".jsonl": '{"model": "m1"}\n{"model": "m2"}\n',
+        ".txt": "m1\nm2\n",
+    }
+    path.write_text(rows[suffix])
+    done = {"accounts/a/models/m1@FP8", "accounts/a/models/m1@FP4", "accounts/a/models/m2@FP8"}
+    with Manifest.open(str(path), None, "a", (Precision.FP8, Precision.FP4)) as manifest:
+        manifest.skip = done.__contains__
+        keys = [e.key for e in manifest.entries() if isinstance(e, PrepareItem)]
+        assert manifest.unnamed == 2  # a row passed over still took the precisions
+    # m1 is done at both; m2 at one, so its row is read (the runner skips the done key).
+    assert keys == ["accounts/a/models/m2@FP8", "accounts/a/models/m2@FP4"]
 
 
 def test_reading_is_a_stream(tmp_path: Path) -> None:

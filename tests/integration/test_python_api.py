@@ -195,6 +195,27 @@ async def test_a_bad_pair_in_items_is_an_invalid_row_and_the_rest_runs(tmp_path:
     assert last_statuses(report) == {"ok": 100, "invalid": 2}
 
 
+async def test_run_batch_gives_rows_without_a_precision_each_one_asked_for(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "models.txt"
+    manifest.write_text("m1\naccounts/b/models/m2\n")
+    async with (
+        Emulator() as emu,
+        FireworksClient(emu.api_key, base_url=emu.base_url, account_id="a") as c,
+    ):
+        summary = await run_batch(manifest, client=c, precisions=["fp8", fwprep.Precision.FP4])
+        assert set(emu.stats.prepare_successes) == {
+            "accounts/a/models/m1@FP8",
+            "accounts/a/models/m1@FP4",
+            "accounts/b/models/m2@FP8",
+            "accounts/b/models/m2@FP4",
+        }
+    assert summary.counts == {"ok": 4}
+    with pytest.raises(InputError, match="unknown precision 'fp9'"):
+        await run_batch(manifest, client=c, precisions=["fp9"])
+
+
 async def test_cancelling_an_embedded_batch_records_every_started_item(tmp_path: Path) -> None:
     report = tmp_path / "r.jsonl"
     async with Emulator(faults=Faults(latency_ms=300)) as emu:
