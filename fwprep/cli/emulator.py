@@ -93,9 +93,10 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--models",
-        metavar="N|PATH",
+        metavar="N|PATH|demo",
         help="serve a catalogue: N models m0..m(N-1) of --account-id, or the Model objects "
-        "of a JSON Lines file; other models are 404 (default: every model exists)",
+        "of a JSON Lines file; other models are 404. 'demo': the 36 mixed models of "
+        "--emulate's demo account, other models existing too (default: every model exists)",
     )
     parser.add_argument(
         "-a",
@@ -155,6 +156,7 @@ async def run(args: argparse.Namespace) -> int:
     catalog = _catalog(args.models, args.account_id) if args.models else None
     config = EmulatorConfig(
         catalog=catalog,
+        open_catalog=args.models == "demo",
         api_keys=(str(args.api_key or DEFAULT_API_KEY),),
         prepare_delay=args.prepare_delay[0],
         prepare_delay_max=args.prepare_delay[1],
@@ -198,12 +200,14 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def _catalog(spec: str, account_id: str) -> Mapping[str, CatalogEntry]:
-    """``--models``: a count of numbered models, or a JSON Lines file of Model objects."""
-    from fwprep.emulator.catalog import CatalogError, numbered_catalog, read_catalog
+    """``--models``: a count of numbered models, ``demo``, or a JSON Lines file of Model objects."""
+    from fwprep.emulator.catalog import CatalogError, demo_catalog, numbered_catalog, read_catalog
     from fwprep.names import validate_id
 
     try:
         validate_id(account_id, "account id")
+        if spec == "demo":
+            return demo_catalog(account_id)
         if spec.isdigit():
             return numbered_catalog(int(spec), account_id=account_id)
         return read_catalog(spec)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from fwprep.emulator.catalog import CatalogEntry, _str_tuple
 from fwprep.emulator.listing import ListingError, PageRequest, page_of
 from fwprep.emulator.wire import Reject, html_page, model_json, parse_prepare_body
 from fwprep.errors import GRPC_CODE_NAMES
@@ -54,10 +55,6 @@ _HTTP_FOR_CODE = {
     "UNAVAILABLE": 503,
     "DEADLINE_EXCEEDED": 504,
 }
-
-
-def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(values)
 
 
 def _probability(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
@@ -122,25 +119,6 @@ class Faults:
         )
 
 
-@attrs.frozen
-class CatalogEntry:
-    """A model the emulator knows, when it is given a catalog.
-
-    Attributes:
-        supported_precisions: precisions the model is already prepared for.
-        calibrated: the model's ``calibrated`` field.
-        fail_preparation: when set, every preparation of this model fails
-            after the delay: its ``status`` becomes ``fail_code`` with this
-            message and no precision is added.
-        fail_code: the google.rpc code name of that failure.
-    """
-
-    supported_precisions: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
-    calibrated: bool = False
-    fail_preparation: str | None = None
-    fail_code: str = "INTERNAL"
-
-
 DEFAULT_API_KEY = "fw-emulator-key"
 """The key an emulator accepts unless told otherwise (the emulator's own, not a Fireworks key)."""
 
@@ -154,6 +132,10 @@ class EmulatorConfig:
             is the one :attr:`Emulator.api_key` reports.
         catalog: full model names (``accounts/a/models/m``) the emulator
             knows; any other model is 404. ``None`` means every model exists.
+        open_catalog: with a catalog, models outside it exist too (as without
+            one): the catalog is what an account holds at the start, listed
+            from the first page, and a model first used later joins it. The
+            demo account of ``--emulate`` is one.
         prepare_delay: seconds from an accepted prepare until the precision
             shows on the model.
         prepare_delay_max: when set, each preparation takes a time drawn
@@ -177,6 +159,7 @@ class EmulatorConfig:
 
     api_keys: tuple[str, ...] = attrs.field(default=(DEFAULT_API_KEY,), converter=_str_tuple)
     catalog: Mapping[str, CatalogEntry] | None = None
+    open_catalog: bool = False
     prepare_delay: float = attrs.field(default=0.0, validator=_non_negative)
     prepare_delay_max: float | None = None
     failure_rate: float = attrs.field(default=0.0, validator=_probability)
@@ -262,8 +245,16 @@ class EmulatorStats:
 class _ModelState:
     supported: list[str]
     calibrated: bool
+    kind: str = "HF_BASE_MODEL"
+    state: str = "READY"
     pending: dict[str, tuple[float, bool]] = attrs.field(factory=dict)  # ready at, fails
     status: tuple[str, str] = ("OK", "")
+
+
+def _model_json(name: str, state: _ModelState) -> dict[str, Any]:
+    return model_json(
+        name, state.supported, state.calibrated, state.status, kind=state.kind, state=state.state
+    )
 
 
 class _Bucket:
@@ -369,8 +360,8 @@ class _Service:
                     "not starting or ending with '-'",
                 )
         name = f"accounts/{account}/models/{model}"
-        catalog = self.config.catalog
-        if model is not None and catalog is not None and name not in catalog:
+        catalog, closed = self.config.catalog, not self.config.open_catalog
+        if model is not None and catalog is not None and closed and name not in catalog:
             raise Reject("NOT_FOUND", f"model not found: {name}")
         return name
 
@@ -379,7 +370,7 @@ class _Service:
         if state is None:
             entry = (self.config.catalog or {}).get(name) or CatalogEntry()
             state = self.models[name] = _ModelState(
-                list(entry.supported_precisions), entry.calibrated
+                list(entry.supported_precisions), entry.calibrated, entry.kind, entry.state
             )
         return state
 
@@ -494,15 +485,19 @@ class _Service:
         self.stats.operations["get_model"] += 1
         state = self.state_of(name)
         self.settle(name, state)
-        return web.json_response(model_json(name, state.supported, state.calibrated, state.status))
+        return web.json_response(_model_json(name, state))
 
     def names_in(self, account: str) -> list[str]:
         """Every model of ``account`` by name: the catalog's, or without one those seen so far."""
         prefix = f"accounts/{account}/models/"
-        known = self.config.catalog if self.config.catalog is not None else self.models
-        if self._names_cache.get(account, (-1, []))[0] != len(known):
+        catalog, models = self.config.catalog, self.models
+        known: Iterable[str] = models if catalog is None else catalog
+        size = len(models) if catalog is None else len(catalog)
+        if catalog is not None and self.config.open_catalog:
+            known, size = {**catalog, **models}, len(catalog) + len(models)
+        if self._names_cache.get(account, (-1, []))[0] != size:
             names = sorted(name for name in known if name.startswith(prefix))
-            self._names_cache[account] = (len(known), names)
+            self._names_cache[account] = (size, names)
         return self._names_cache[account][1]
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
@@ -521,7 +516,7 @@ class _Service:
         for name in names:
             state = self.state_of(name)
             self.settle(name, state)
-            models.append(model_json(name, state.supported, state.calibrated, state.status))
+            models.append(_model_json(name, state))
         body: dict[str, Any] = {"models": models, "totalSize": len(every)}
         if token is not None:
             body["nextPageToken"] = token

@@ -52,7 +52,13 @@ def parse_prepare_body(raw: bytes) -> str | None:
 
 
 def model_json(
-    name: str, supported: Sequence[str], calibrated: bool, status: tuple[str, str]
+    name: str,
+    supported: Sequence[str],
+    calibrated: bool,
+    status: tuple[str, str],
+    *,
+    kind: str = "HF_BASE_MODEL",
+    state: str = "READY",
 ) -> dict[str, Any]:
     """A Model resource as the API sends it, with the fields the emulator keeps."""
     return {
@@ -61,9 +67,9 @@ def model_json(
         "description": "",
         "createTime": "2026-01-01T00:00:00Z",
         "updateTime": "2026-01-01T00:00:00Z",
-        "state": "READY",
+        "state": state,
         "status": {"code": status[0], "message": status[1]},
-        "kind": "HF_BASE_MODEL",
+        "kind": kind,
         "public": False,
         "contextLength": 8192,
         "calibrated": calibrated,

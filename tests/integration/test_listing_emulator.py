@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from fwprep import BadRequestError, FireworksClient
+from fwprep import BadRequestError, FireworksClient, NotFoundError
 from fwprep.emulator import CatalogEntry, Emulator
 
 
@@ -80,3 +80,33 @@ async def test_a_filter_the_emulator_cannot_evaluate_is_refused_not_ignored() ->
         async with FireworksClient(emu.api_key, base_url=emu.base_url) as client:
             with pytest.raises(BadRequestError, match="does not evaluate filter"):
                 [m async for m in client.list_models("acme", filter='kind="HF_PEFT_ADDON"')]
+
+
+async def test_an_open_catalog_serves_its_models_and_any_other_too() -> None:
+    models = {
+        "accounts/acme/models/ft-1": CatalogEntry(
+            ("FP16",), kind="HF_PEFT_ADDON", state="UPLOADING"
+        ),
+        "accounts/acme/models/ft-2": CatalogEntry(kind="CUSTOM_MODEL"),
+    }
+    async with Emulator(catalog=models, open_catalog=True) as emu:
+        async with FireworksClient(emu.api_key, base_url=emu.base_url, account_id="acme") as client:
+            first = [(m.name, m.kind, m.state) async for m in client.list_models()]
+            await client.prepare_model("new-1", "fp8")  # outside the catalog: it exists too
+            after = [m.name async for m in client.list_models()]
+    assert first == [
+        ("accounts/acme/models/ft-1", "HF_PEFT_ADDON", "UPLOADING"),
+        ("accounts/acme/models/ft-2", "CUSTOM_MODEL", "READY"),
+    ]
+    assert after == [
+        "accounts/acme/models/ft-1",
+        "accounts/acme/models/ft-2",
+        "accounts/acme/models/new-1",
+    ]
+
+
+async def test_a_closed_catalog_has_no_other_model() -> None:
+    async with Emulator(catalog={"accounts/acme/models/ft-1": CatalogEntry()}) as emu:
+        async with FireworksClient(emu.api_key, base_url=emu.base_url, account_id="acme") as client:
+            with pytest.raises(NotFoundError):
+                await client.prepare_model("new-1", "fp8")
