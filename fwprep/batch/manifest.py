@@ -14,6 +14,9 @@ CSV::
     accounts/acme/models/ft-7,fp8,
     ft-8,bf16,
 
+(``kind``, ``state`` and ``supported_precisions``, as ``fwprep models``
+prints them, are read and ignored.)
+
 JSON Lines (``.jsonl`` or ``.ndjson``), one object a line with the same keys::
 
     {"model": "accounts/acme/models/ft-7", "precision": "FP8"}
@@ -71,6 +74,8 @@ ManifestFormat = Literal["csv", "jsonl", "toml", "text"]
 
 FORMATS: tuple[ManifestFormat, ...] = ("csv", "jsonl", "toml", "text")
 COLUMNS = ("model", "precision", "read_mask")
+INFO_COLUMNS = ("kind", "state", "supported_precisions")
+"""Columns (and keys) that ``fwprep models`` prints beside ``model``: read and ignored."""
 _EXTENSIONS: dict[str, ManifestFormat] = {
     ".csv": "csv",
     ".jsonl": "jsonl",
@@ -352,7 +357,7 @@ class _CsvReader:
             raise ManifestError(f"{where}: the header is not valid UTF-8")
         columns = [c.strip().lower() for c in header]
         for column in columns:
-            if column not in COLUMNS:
+            if column not in COLUMNS and column not in INFO_COLUMNS:
                 raise ManifestError(
                     f"{where}: unknown column {column!r} in the header "
                     f"(expected {', '.join(COLUMNS)}; 'model' is required)"
@@ -423,7 +428,7 @@ def _jsonl_entries(
         if not isinstance(data, dict):
             yield InvalidRow(source, number, f"expected a JSON object, got {_json_type(data)}")
             continue
-        unknown = [k for k in data if k not in COLUMNS]
+        unknown = [k for k in data if k not in COLUMNS and k not in INFO_COLUMNS]
         if unknown:
             yield InvalidRow(
                 source,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from fwprep._version import __version__
 from fwprep.batch.report import ReportError
-from fwprep.cli import batch, emulator, prepare, report
+from fwprep.cli import batch, emulator, models, prepare, report
 from fwprep.cli._common import (
     ENVIRONMENT,
     EXIT_CODES,
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fwprep {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (prepare, batch, report, emulator):
+    for command in (prepare, batch, models, report, emulator):
         command.add_parser(commands)
     return parser
 

@@ -238,8 +238,13 @@ async def open_client(args: argparse.Namespace, **overrides: Any) -> AsyncIterat
         api_key, base_url = args.api_key, args.base_url
         if args.emulate:
             from fwprep.emulator import Emulator
+            from fwprep.emulator.catalog import demo_catalog
 
-            emu = await stack.enter_async_context(Emulator(prepare_delay=EMULATE_PREPARE_DELAY))
+            # A demo account: a few dozen models to list, and any other to prepare.
+            demo = demo_catalog(account(args) or EMULATE_ACCOUNT)
+            emu = await stack.enter_async_context(
+                Emulator(prepare_delay=EMULATE_PREPARE_DELAY, catalog=demo, open_catalog=True)
+            )
             say(
                 f"--emulate: talking to a local Fireworks emulator at {emu.base_url}; "
                 "nothing is sent to Fireworks"
