@@ -14,7 +14,13 @@ set -euo pipefail
 
 manifest=${1:?usage: sbatch slurm-array.sh MANIFEST}
 mkdir -p reports
+# fwprep comes from a wheel built from this checkout, installed once into a virtual environment
+# on the shared filesystem (never by name from a package index):
+#   python3 -m pip wheel --no-deps --wheel-dir dist .
+#   python3 -m venv ~/fwprep-venv && ~/fwprep-venv/bin/pip install dist/fwprep-*.whl
+# (or run the image the Containerfile builds, with your cluster's container support).
+fwprep=${FWPREP:-$HOME/fwprep-venv/bin/fwprep}
 # FIREWORKS_API_KEY and FIREWORKS_ACCOUNT_ID come from the submitting environment.
 # The account's limit is shared: 8 tasks at --max-rps 10 send 80 requests/s in all.
-exec fwprep batch "$manifest" --shard auto --resume -q \
+exec "$fwprep" batch "$manifest" --shard auto --resume -q \
     --report "reports/shard-${SLURM_ARRAY_TASK_ID}.jsonl" --max-rps 10

@@ -78,3 +78,17 @@ async def test_the_readme_python_examples_run_as_written(
                     await result
         assert emu.stats.prepare_successes["accounts/acme/models/ft-1@FP8"] == 1  # run_batch
         assert emu.stats.prepare_successes["accounts/acme/models/ft-3@FP8"] >= 1  # prepare_many
+
+
+def test_no_example_installs_fwprep_by_name_from_a_package_index() -> None:
+    # No package index publishes fwprep for this project: whoever registers the name first
+    # would run code in every job that installs it by name. Jobs use the image the
+    # Containerfile builds, or a wheel built from a checkout.
+    root = README.parent
+    texts = [README, root / "Containerfile", *sorted((root / "batch_examples").iterdir())]
+    by_name = re.compile(r"pip3?\s+install\s+(?:-{1,2}[\w-]+\s+)*['\"]?fwprep\b(?![-\w./])")
+    for path in texts:
+        found = by_name.search(path.read_text())
+        assert found is None, f"{path.name}: {found.group(0) if found else ''}"
+    assert by_name.search("pip install --quiet fwprep &&") is not None
+    assert by_name.search("pip install dist/fwprep-0.1.0-py3-none-any.whl") is None
