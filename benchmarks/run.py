@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from plotting import pyplot
-from state import markdown_check, markdown_journal, scenario_check, scenario_journal
+from state import (
+    markdown_check,
+    markdown_journal,
+    markdown_listing,
+    scenario_check,
+    scenario_journal,
+    scenario_listing,
+)
 from throttled import markdown as throttled_markdown
 from throttled import plot as throttled_plot
 from throttled import scenario_throttled
@@ -539,6 +546,8 @@ def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) ->
         lines += markdown_check(data["check"])
     if data.get("journal"):
         lines += markdown_journal(data["journal"])
+    if data.get("listing"):
+        lines += markdown_listing(data["listing"])
     su = data.get("startup")
     if su:
         lines += [
@@ -618,6 +627,10 @@ def scenario_check_here(quick: bool) -> dict[str, Any]:
     return scenario_check(quick, emulator_server, emulator_stats, KEY)
 
 
+def scenario_listing_here(quick: bool) -> dict[str, Any]:
+    return scenario_listing(quick, emulator_server, emulator_stats, KEY)
+
+
 SCENARIOS = {
     "overhead": scenario_overhead,
     "rate_limited": scenario_rate_limited,
@@ -625,6 +638,7 @@ SCENARIOS = {
     "wait": scenario_wait_here,
     "check": scenario_check_here,
     "journal": scenario_journal,
+    "listing": scenario_listing_here,
     "scale": scenario_scale,
     "startup": scenario_startup,
     "emulator": scenario_emulator,

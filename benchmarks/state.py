@@ -1,4 +1,4 @@
-"""Two scenarios about reading state at scale: "check" (requests) and "journal" (time, memory).
+"""Reading state at scale: "check" (requests), "journal" and "listing" (time, memory).
 
 - check: `fwprep batch --check` of 1,000 items, a third already prepared, in an
   account of 1,000 models and in one of 100,000: the requests spent reading
@@ -6,6 +6,9 @@
 - journal: a report of 1,000,000 items (two records each, as a batch writes
   them), read by `fwprep report` and by `fwprep batch --resume` when every
   item is done: wall time and peak memory of each command.
+- listing: `fwprep models -o csv` of an account of 1,000 models and of one of
+  100,000 (the emulator's numbered catalogue): wall time, list pages and peak
+  memory, which stays flat because models are printed page by page.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ CHECK_ITEMS = 1000
 ACCOUNTS = (1000, 100_000)
 JOURNAL_ITEMS = 1_000_000
 QUICK_JOURNAL_ITEMS = 50_000
+LISTING_ACCOUNTS = (1000, 100_000)
+QUICK_LISTING_ACCOUNTS = (1000, 10_000)
 
 # Runs a command and prints its wall time and its peak RSS (the only child measured).
 MEASURE = """
@@ -138,6 +143,42 @@ def scenario_journal(quick: bool) -> dict[str, Any]:
         flush=True,
     )
     return {"rows": [row]}
+
+
+def scenario_listing(quick: bool, emulator: Any, stats: Any, key: str) -> dict[str, Any]:
+    rows = []
+    for size in QUICK_LISTING_ACCOUNTS if quick else LISTING_ACCOUNTS:
+        with emulator("--models", str(size), "-a", "bench") as url:
+            env = {**os.environ, "FIREWORKS_API_KEY": key, "FIREWORKS_BASE_URL": url}
+            env["FIREWORKS_ACCOUNT_ID"] = "bench"
+            command = [sys.executable, "-m", "fwprep", "models", "-o", "csv"]
+            wall, rss_mb = _measure(command, env)
+            pages = stats(url).get("operations", {}).get("list_models", 0)
+        rows.append({"account": size, "wall_s": wall, "pages": pages, "rss_mb": rss_mb})
+        print(
+            f"  listing {size} models: {wall:.1f} s, {pages} pages, peak RSS {rss_mb:.0f} MB",
+            flush=True,
+        )
+    return {"rows": rows}
+
+
+def markdown_listing(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## 2f. Listing: `fwprep models` of a large account",
+        "",
+        f"Run: {data.get('run_at', 'unknown')}.",
+        "",
+        "`fwprep models -o csv` (every model, printed page by page) against the emulator "
+        "serving an account of the given size. Wall time, list pages (one request each) and "
+        "peak RSS of the command.",
+        "",
+        "| account (models) | wall s | list pages | peak RSS MB |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for r in data["rows"]:
+        lines.append(f"| {r['account']:,} | {r['wall_s']:.1f} | {r['pages']} | {r['rss_mb']:.0f} |")
+    lines += ["", "Target: memory flat (the same peak RSS at 100,000 models as at 1,000).", ""]
+    return lines
 
 
 def markdown_check(data: dict[str, Any]) -> list[str]:
