@@ -155,3 +155,19 @@ async def test_a_listing_that_fails_part_way_keeps_what_it_printed(
     assert len(rows(out)) == 200
     assert "error: the listing failed after 200 models printed" in err
     assert "backend down" in err
+
+
+def test_no_account_or_a_refused_filter_prints_nothing(demo: EmulatorThread) -> None:
+    env = {k: v for k, v in env_for(demo).items() if k != "FIREWORKS_ACCOUNT_ID"}
+    no_account = fwprep("models", "-o", "csv", env=env)
+    assert no_account.returncode == 2
+    assert no_account.stdout == ""
+    assert "no account to list: pass -a ACCOUNT or set FIREWORKS_ACCOUNT_ID" in no_account.stderr
+    # The emulator evaluates no filter: it refuses one rather than ignore it.
+    refused = fwprep("models", "-o", "csv", "--filter", 'kind="HF_PEFT_ADDON"', env=env_for(demo))
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert "the listing failed after 0 models printed: HTTP 400 INVALID_ARGUMENT" in refused.stderr
+    none_chosen = fwprep("models", "-o", "csv", "--match", "zzz-*", env=env_for(demo))
+    assert none_chosen.returncode == 0
+    assert none_chosen.stdout == "model,kind,state,supported_precisions\n"  # a manifest of none

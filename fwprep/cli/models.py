@@ -22,7 +22,7 @@ from fwprep.cli._common import (
     precision,
     say,
 )
-from fwprep.errors import ApiError, TransportError
+from fwprep.errors import ApiError, ConfigError, TransportError
 from fwprep.models import Model
 
 KINDS = (
@@ -120,12 +120,15 @@ def selection(args: argparse.Namespace) -> Callable[[Model], bool]:
 async def run(args: argparse.Namespace) -> int:
     """List, choose and print; exit 1 if the listing fails part-way."""
     output = args.output or ("table" if sys.stdout.isatty() else "csv")
+    listed = account(args)
+    if listed is None:
+        raise ConfigError("no account to list: pass -a ACCOUNT or set FIREWORKS_ACCOUNT_ID")
     chosen = selection(args)
     out = _Printer(output, sys.stdout)
     seen = 0
     try:
         async with open_client(args) as client:
-            listing = client.list_models(account(args), filter=args.filter)
+            listing = client.list_models(listed, filter=args.filter)
             async for model in listing:
                 seen += 1
                 if chosen(model):
@@ -134,7 +137,7 @@ async def run(args: argparse.Namespace) -> int:
                         break
             out.close()
     except (ApiError, TransportError) as exc:
-        out.close()
+        out.close(complete=False)
         say(f"error: the listing failed after {plural(out.count, 'model')} printed: {exc}")
         return EXIT_FAILED
     except BrokenPipeError:
@@ -154,10 +157,14 @@ class _Printer:
         self.count = 0
         self._pending: list[Model] = []
         self._csv = csv.writer(stream, lineterminator="\n") if output == "csv" else None
+
+    def _header(self) -> None:
         if self._csv is not None:
             self._csv.writerow(["model", "kind", "state", "supported_precisions"])
 
     def add(self, model: Model) -> None:
+        if not self.count:
+            self._header()
         self.count += 1
         kind = model.kind or "KIND_UNSPECIFIED"
         precisions = list(model.supported_precisions or model.precisions)
@@ -171,7 +178,14 @@ class _Printer:
             if len(self._pending) >= 50:
                 self._table()
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = True) -> None:
+        """Print what is pending; a complete listing with no model still prints the CSV header.
+
+        (An empty manifest with its header is a batch of nothing; a failed listing prints
+        nothing it has not printed already.)
+        """
+        if complete and not self.count:
+            self._header()
         if self._pending:
             self._table()
         self.stream.flush()

@@ -256,6 +256,25 @@ def test_resume_passes_over_a_row_only_when_every_precision_it_takes_is_done(
     assert keys == ["accounts/a/models/m2@FP8", "accounts/a/models/m2@FP4"]
 
 
+def test_the_columns_fwprep_models_prints_beside_model_are_read_and_ignored(
+    tmp_path: Path,
+) -> None:
+    listed = tmp_path / "todo.csv"
+    listed.write_text(
+        "model,kind,state,supported_precisions\naccounts/a/models/m1,HF_PEFT_ADDON,READY,FP16 FP8\n"
+    )
+    assert summary(read(listed)) == [("accounts/a/models/m1", 2)]
+    as_jsonl = tmp_path / "todo.jsonl"
+    as_jsonl.write_text(
+        '{"model": "accounts/a/models/m1", "kind": "CUSTOM_MODEL", "state": "UPLOADING", '
+        '"supported_precisions": []}\n{"model": "m2", "kinds": "typo"}\n'
+    )
+    assert summary(read(as_jsonl)) == [
+        ("accounts/a/models/m1", 1),
+        f"{as_jsonl}:2: unknown key 'kinds' (expected model, precision, read_mask)",
+    ]
+
+
 def test_reading_is_a_stream(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     with path.open("w") as fh:
