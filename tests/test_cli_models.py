@@ -41,7 +41,7 @@ def test_every_page_is_listed_and_the_choice_is_made_client_side(tmp_path: Path)
         f"accounts/acme/models/m{i}" for i in range(450) if i % 3
     }
     assert pages == 3  # 200 + 200 + 50: one request a page
-    assert "300 models of 450 listed" in result.stderr
+    assert "300 models of 450 in acme" in result.stderr
 
 
 def test_kind_state_precision_match_and_limit_choose_together(demo: EmulatorThread) -> None:

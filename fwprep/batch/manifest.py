@@ -29,9 +29,8 @@ TOML, where ``precisions`` expands into one item per precision::
     model = "ft-7"
     precisions = ["fp8", "fp4"]
 
-Plain text (``.txt``), one model id or full name a line (what ``fwprep
-models -o csv`` or ``cut -d, -f1`` gives), ``#`` comments and blank lines
-skipped::
+Plain text (``.txt``), one model id or full name a line, ``#`` comments
+and blank lines skipped::
 
     accounts/acme/models/ft-7
     ft-8   # a bare id takes the default account

@@ -202,7 +202,7 @@ def _precisions_unused(args: argparse.Namespace, manifests: list[Manifest]) -> N
     """Say so when ``-p`` was given and every row read named its own precision."""
     if args.precisions and not any(manifest.unnamed for manifest in manifests):
         given = " ".join(f"-p {p.value}" for p in args.precisions)
-        say(f"warning: {given} changed nothing: every row names its precision")
+        say(f"warning: {given} changed nothing: every valid row names its precision")
 
 
 def _done_keys(args: argparse.Namespace, report_path: Path) -> frozenset[str]:

@@ -120,15 +120,15 @@ def selection(args: argparse.Namespace) -> Callable[[Model], bool]:
 async def run(args: argparse.Namespace) -> int:
     """List, choose and print; exit 1 if the listing fails part-way."""
     output = args.output or ("table" if sys.stdout.isatty() else "csv")
-    listed = account(args)
-    if listed is None:
+    account_id = account(args)
+    if account_id is None:
         raise ConfigError("no account to list: pass -a ACCOUNT or set FIREWORKS_ACCOUNT_ID")
     chosen = selection(args)
     out = _Printer(output, sys.stdout)
     seen = 0
     try:
         async with open_client(args) as client:
-            listing = client.list_models(listed, filter=args.filter)
+            listing = client.list_models(account_id, filter=args.filter)
             async for model in listing:
                 seen += 1
                 if chosen(model):
@@ -144,7 +144,8 @@ async def run(args: argparse.Namespace) -> int:
         # The reader went away (| head): stop quietly, as a shell tool does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    say(f"{plural(out.count, 'model')} of {seen} listed")
+    total = listing.total_size if listing.total_size is not None else seen
+    say(f"{plural(out.count, 'model')} of {total} in {account_id}")
     return EXIT_OK
 
 

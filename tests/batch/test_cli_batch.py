@@ -91,7 +91,7 @@ def test_precision_for_rows_that_all_name_one_says_it_changed_nothing(
     (tmp_path / "named.csv").write_text("model,precision\nft-3,bf16\n")
     result = fwprep("batch", "named.csv", "-p", "fp8", "-q", env=env_for(emu), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "warning: -p FP8 changed nothing: every row names its precision" in result.stderr
+    assert "warning: -p FP8 changed nothing: every valid row names its precision" in result.stderr
     assert set(emu.stats.prepare_successes) == {"accounts/acme/models/ft-3@BF16"}
     bad = fwprep("batch", "named.csv", "-p", "fp9", env=env_for(emu), cwd=tmp_path)
     assert bad.returncode == 2
