@@ -14,7 +14,11 @@ judged on the spread, in under a minute.
     python benchmarks/limiter_sweep.py --limiter /tmp/limits.py  # the same cells, side by side
 
 `--limiter` loads another copy of `fwprep/limits.py` (a change being tried)
-and runs every cell with both, on the same timings. Each row: mean and
+and runs every cell with both, on the same timings. `--jitter 0` takes the
+answers' latency jitter away, as on loopback: paced requests then reach the
+token bucket as evenly spaced as they left, which is what the benchmark's
+real processes meet (the default 0.5 spreads them, and hides how a process
+paced near the account's rate takes most of its tokens). Each row: mean and
 worst wall time over the ideal (items / limit), the share of 429s among the
 requests after the first 10 s, and the 429s of the first 10 s (the start).
 """
@@ -50,13 +54,18 @@ def load_limiter(path: str) -> Any:
 
 
 def cell(
-    limiter: type[limits.AdaptiveRateLimiter], rpm: int, retry_after: bool, clients: int, seeds: int
+    limiter: type[limits.AdaptiveRateLimiter],
+    rpm: int,
+    retry_after: bool,
+    clients: int,
+    seeds: int,
+    jitter: float = 0.5,
 ) -> str:
     """One cell over ``seeds`` timings: mean/worst ratio, late 429 share, start 429s."""
     runs = [
         simulated.run_virtual(
             simulated.bulk_job(
-                simulated.Account(rpm=rpm, retry_after=retry_after, jitter=0.5, seed=seed),
+                simulated.Account(rpm=rpm, retry_after=retry_after, jitter=jitter, seed=seed),
                 items=CELLS[rpm],
                 clients=clients,
                 stagger=0.2 if clients > 1 else 0.0,
@@ -79,6 +88,13 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, nargs="+", choices=list(CELLS), default=list(CELLS))
     parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
     parser.add_argument("--limiter", help="another fwprep/limits.py to run beside this one")
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.5,
+        help="each answer's latency varies by up to this share (default 0.5); 0 is loopback, "
+        "where paced requests reach the server as evenly as they leave",
+    )
     args = parser.parse_args()
     limiters: dict[str, type[limits.AdaptiveRateLimiter]] = {"fwprep": limits.AdaptiveRateLimiter}
     if args.limiter:
@@ -88,7 +104,10 @@ def main() -> None:
     for rpm in args.rpm:
         for retry_after in (False, True):
             for name, limiter in limiters.items():
-                cells = (cell(limiter, rpm, retry_after, n, args.seeds) for n in args.clients)
+                cells = (
+                    cell(limiter, rpm, retry_after, n, args.seeds, args.jitter)
+                    for n in args.clients
+                )
                 row = " | ".join(cells)
                 label = f"{rpm}/min {'RA' if retry_after else '--'} {name}"
                 print(f"{label:22} | {row}", flush=True)
