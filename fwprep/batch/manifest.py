@@ -82,6 +82,8 @@ _EXTENSIONS: dict[str, ManifestFormat] = {
     ".toml": "toml",
     ".txt": "text",
 }
+RowSkip = Callable[[dict[str, Any]], bool]
+"""Whether a resumed run passes over a row, judged on the row's raw values."""
 _TOML_TABLE_RE = re.compile(r"^\s*\[\[\s*prepare\s*\]\]")
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
 _MAX_SHOWN = 80
@@ -369,7 +371,7 @@ class _CsvReader:
         return columns
 
     def entries(
-        self, default_account: str | None, skip: Callable[[dict[str, Any]], bool] | None = None
+        self, default_account: str | None, skip: RowSkip | None = None
     ) -> Iterator[ManifestEntry]:
         width = len(self.columns)
         while True:
@@ -411,7 +413,7 @@ def _jsonl_entries(
     source: str,
     stream: IO[bytes],
     default_account: str | None,
-    skip: Callable[[dict[str, Any]], bool] | None = None,
+    skip: RowSkip | None = None,
 ) -> Iterator[ManifestEntry]:
     for number, text, clean in _decoded_lines(stream):
         if not text.strip():
@@ -452,7 +454,7 @@ def _text_entries(
     source: str,
     stream: IO[bytes],
     default_account: str | None,
-    skip: Callable[[dict[str, Any]], bool] | None = None,
+    skip: RowSkip | None = None,
 ) -> Iterator[ManifestEntry]:
     for number, text, clean in _decoded_lines(stream):
         model = text.split("#", 1)[0].strip()
