@@ -79,6 +79,22 @@ def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(
     assert statistics.mean(run.late_429_share for run in runs) < 0.10
 
 
+def test_on_loopback_the_process_paced_near_the_limit_does_not_keep_the_account() -> None:
+    # No jitter, as on loopback: each process's requests reach the bucket as
+    # evenly as they leave. Paced evenly, the first process at the account's
+    # rate asked just after each token appeared and took nearly every one,
+    # and the others waited for it to finish (1.32x on average over these
+    # timings); each request at a random point of its own slot shares them.
+    runs = [
+        run_virtual(
+            bulk_job(Account(rpm=6000, jitter=0.0, seed=seed), items=3000, clients=4, stagger=0.2)
+        )
+        for seed in range(6)
+    ]
+    assert all(run.failed == 0 for run in runs)
+    assert statistics.mean(run.ratio for run in runs) <= 1.22
+
+
 def test_429s_never_use_up_the_attempts() -> None:
     account = Account(rpm=10)
     run = run_virtual(bulk_job(account, items=6, retry=RetryPolicy(max_attempts=1)))
@@ -127,7 +143,9 @@ def test_shards_of_a_middling_account_are_not_taken_for_a_lone_slow_client(seed:
     # Four processes at 300 requests/minute each get about 1.25 a second, and
     # one cut below one a second sees answers a spacing could explain for a
     # while. The account takes 5 a second, so no spacing over a second is
-    # real here: a shard that steered by one would take every token.
+    # real here: a shard that kept to one would take every token. One taken
+    # and given up at the next answer does no harm (a two-answer bracket, or
+    # a spacing under a second, steers 14-20 times in these timings).
     _SpacingWatch.steered = []
     run = run_virtual(
         bulk_job(
@@ -139,4 +157,4 @@ def test_shards_of_a_middling_account_are_not_taken_for_a_lone_slow_client(seed:
         )
     )
     assert (run.ok, run.failed) == (200, 0)
-    assert _SpacingWatch.steered == []
+    assert len(_SpacingWatch.steered) <= 1
