@@ -75,19 +75,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("manifests", nargs="+", metavar="MANIFEST", help="manifest files, or -")
-    add("--format", choices=(*FORMATS, "ndjson"), help="manifest format")
-    add(
-        "-p",
-        "--precision",
-        dest="precisions",
-        action="append",
-        type=precision,
-        default=[],
-        metavar="P",
-        help="the precision for rows that name none; repeat for one item per precision "
-        "(rows that name one keep it)",
-    )
+    _add_manifests(parser)
     add("--report", metavar="PATH", help="the report (JSON Lines); default: <first>.report.jsonl")
     _add_pace(parser)
     add("--resume", action="store_true", help="skip items the report already has as ok")
@@ -133,6 +121,23 @@ def add_parser(commands: Any) -> None:
     add("-o", "--output", choices=("text", "json"), default="text")
     add_connection(parser)
     parser.set_defaults(handler=run)
+
+
+def _add_manifests(parser: argparse.ArgumentParser) -> None:
+    """What to read: the manifests, their format, and the precisions for rows that name none."""
+    parser.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifest files, or -")
+    parser.add_argument("--format", choices=(*FORMATS, "ndjson"), help="manifest format")
+    parser.add_argument(
+        "-p",
+        "--precision",
+        dest="precisions",
+        action="append",
+        type=precision,
+        default=[],
+        metavar="P",
+        help="the precision for rows that name none; repeat for one item per precision "
+        "(rows that name one keep it)",
+    )
 
 
 def _add_pace(parser: argparse.ArgumentParser) -> None:
