@@ -277,11 +277,18 @@ class AdaptiveRateLimiter(_Pacer):
     it rather than being told:
 
     - **A cautious start.** It begins at ``initial_rate`` requests a second
-      and doubles on every answer that comes back clean while the rate was
-      holding requests back, so a fast account is reached in a few round
-      trips and a 10 requests/minute account sees one 429, not a storm.
-      The first 429 ends the start, halving the rate to the last one that
-      ran clean.
+      and doubles when an answer comes back clean while the rate was
+      holding requests back, at most once a ``window``: 6,000 requests a
+      minute is reached within a second. An account's bucket accepts a
+      second's worth of requests at any pace, so quicker answers say little:
+      doubling on each of them (every round trip) ran to many times the
+      account's rate, as far as the client's concurrency allowed, before the
+      bucket ran dry, and every halving back down cost a round trip of
+      429s. Two 429s that are more than a quarter of the answers since the
+      last doubling end the start, halving the rate to the last one that
+      ran clean; a single stray one (a proxy, another tool's burst) does
+      not, since a start ended at a few requests a second would stay there
+      under a thin stream of such 429s.
     - **Cuts to what the server accepts.** Answers are judged in windows (at
       least ``window`` seconds and ``min_samples`` answers; sooner for a slow
       rate, once three 429s are the majority or three answers and two
@@ -338,7 +345,8 @@ class AdaptiveRateLimiter(_Pacer):
         high_fraction: share of 429s above which the rate is cut.
         low_fraction: share of 429s at or below which the rate grows.
         growth: the factor the rate grows by after a clean window.
-        window: the shortest window, in seconds.
+        window: the shortest window, in seconds, and the shortest time
+            between two doublings of the start.
         min_samples: the fewest answers a window is judged on.
         min_rate: the floor, in requests per second. The default, 7.5 a
             minute, is under the smallest account limit (10 a minute), so a
@@ -417,7 +425,7 @@ class AdaptiveRateLimiter(_Pacer):
 
     @property
     def starting(self) -> bool:
-        """Whether it is still in its cautious start (no 429 seen yet)."""
+        """Whether it is still in its cautious start (no run of 429s seen yet)."""
         return self._starting
 
     def _sent(self, *, waited: bool) -> None:
@@ -452,11 +460,7 @@ class AdaptiveRateLimiter(_Pacer):
             return  # sent under the previous rate: already judged
         now = self._clock.now()
         if self._starting:
-            if throttled:
-                self._starting = False
-                self._set_rate(self._rate / 2, now)
-            elif self._held_back:
-                self._set_rate(self._rate * 2, now)
+            self._start(throttled=throttled, now=now)
             return
         if self._window_start is None:
             self._window_start = sent_at  # a window opens with its first request
@@ -488,6 +492,34 @@ class AdaptiveRateLimiter(_Pacer):
             if self._held_back:
                 self._set_rate(self._rate * min(1.5, self._growth**spell), now)
             self._new_window()
+
+    def _start(self, *, throttled: bool, now: float) -> None:
+        """The cautious start: double on clean answers, end on a run of 429s.
+
+        Answers are counted since the last doubling. Two 429s that are more
+        than a quarter of them end the start at half the rate, the last one
+        that ran clean: an emptied bucket refuses most requests, while a
+        stray 429 (a proxy, another tool's burst) would otherwise end the
+        start at a few requests a second, where a thin stream of 429s holds
+        the rate for good.
+        """
+        self._answers += 1
+        self._throttled += throttled
+        if throttled:
+            if self._throttled >= 2 and self._throttled * 4 > self._answers:
+                self._starting = False
+                self._new_window()
+                self._set_rate(self._rate / 2, now)
+        elif (
+            self._held_back
+            and now - self._changed_at >= self._window
+            and self._throttled <= self._high * self._answers
+        ):
+            # At most once a window, however quick the answers: a token
+            # bucket accepts its whole depth at any rate, so answers that
+            # come back clean say little until it is empty.
+            self._new_window()
+            self._set_rate(self._rate * 2, now)
 
     def _new_window(self) -> None:
         self._window_start = None

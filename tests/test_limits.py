@@ -124,6 +124,27 @@ def test_the_start_is_cautious_and_doubles_while_the_rate_holds_requests_back() 
     assert rate == 4.0
 
 
+def test_the_start_doubles_at_most_once_a_window_however_quick_the_answers(
+    clock: FakeClock,
+) -> None:
+    # A second of clean answers 1/64 s apart, every request held back by the
+    # pace: a token bucket takes a second's worth at any rate, so these say
+    # little. Doubling on each of them would reach 10 * 2**64 a second.
+    limiter = AdaptiveRateLimiter(initial_rate=10.0, window=0.25, clock=clock)
+    start, doubled_at = clock.t, []
+    for _ in range(64):
+        limiter._sent(waited=True)
+        sent = clock.t
+        clock.t += 1 / 64
+        before = limiter.rate
+        limiter.on_success(sent)
+        if limiter.rate != before:
+            doubled_at.append(clock.t - start)
+    assert doubled_at == [1 / 64, 17 / 64, 33 / 64, 49 / 64]  # a quarter second apart
+    assert limiter.rate == 160.0
+    assert limiter.starting
+
+
 def test_a_rate_that_holds_nothing_back_does_not_grow(clock: FakeClock) -> None:
     limiter = AdaptiveRateLimiter(initial_rate=2.0, clock=clock)
     for _ in range(5):
@@ -134,16 +155,33 @@ def test_a_rate_that_holds_nothing_back_does_not_grow(clock: FakeClock) -> None:
     assert limiter.starting
 
 
-async def test_the_first_429_ends_the_start_at_half_the_rate(clock: FakeClock) -> None:
+async def test_two_429s_end_the_start_at_half_the_rate(clock: FakeClock) -> None:
     limiter = AdaptiveRateLimiter(initial_rate=8.0, clock=clock)
-    sent = await limiter.acquire()
-    limiter.on_throttle(sent)
+    first, second = await limiter.acquire(), await limiter.acquire()
+    limiter.on_throttle(first)
+    assert (limiter.rate, limiter.starting) == (8.0, True)  # one may be a stray
+    limiter.on_throttle(second)
     assert (limiter.rate, limiter.starting) == (4.0, False)
+
+
+def test_a_stray_429_among_clean_answers_does_not_end_the_start(clock: FakeClock) -> None:
+    # One answer in ten a 429 that has nothing to do with the rate (a proxy):
+    # ended at the first of them, the start would leave the rate at a few
+    # requests a second, where such a stream holds it for good.
+    limiter = AdaptiveRateLimiter(initial_rate=10.0, window=0.25, clock=clock)
+    for i in range(100):  # two seconds of answers, 1/50 s apart
+        limiter._sent(waited=True)
+        sent = clock.t
+        clock.t += 1 / 50
+        answer(limiter, clock, sent, ok=i % 10 != 5)
+    assert limiter.starting
+    assert limiter.rate >= 10.0 * 2**5  # still doubling, a quarter second apart at most
 
 
 def steady(clock: FakeClock, rate: float = 40.0, **options: float) -> AdaptiveRateLimiter:
     """A limiter past its start, at ``rate``."""
     limiter = AdaptiveRateLimiter(initial_rate=2 * rate, clock=clock, **options)  # type: ignore[arg-type]
+    limiter.on_throttle(clock.t - 1)
     limiter.on_throttle(clock.t - 1)
     assert limiter.rate == rate
     return limiter
@@ -243,7 +281,7 @@ def test_answers_to_requests_sent_before_a_cut_are_not_judged_again(clock: FakeC
     for _ in range(100):
         limiter.on_throttle(before)  # the rest of that burst coming back
     assert limiter.rate == rate
-    assert limiter.throttles == 141
+    assert limiter.throttles == 142  # with the two that ended the start
 
 
 def test_the_rate_never_falls_below_the_floor(clock: FakeClock) -> None:

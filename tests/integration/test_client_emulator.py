@@ -31,8 +31,13 @@ def items(count: int, models: int | None = None) -> Iterator[PrepareItem]:
 
 
 async def test_concurrency_is_bounded_and_used() -> None:
+    # The limiter starts at the emulator's speed: from its cautious 10 a
+    # second, 64 items would all be sent before 8 were ever in flight.
+    fast = AdaptiveRateLimiter(initial_rate=1000.0)
     async with Emulator(faults=Faults(latency_ms=20)) as emu:
-        async with FireworksClient(emu.api_key, base_url=emu.base_url, max_concurrency=8) as c:
+        async with FireworksClient(
+            emu.api_key, base_url=emu.base_url, max_concurrency=8, limiter=fast
+        ) as c:
             outcomes = [o async for o in c.prepare_many(items(64))]
     assert len(outcomes) == 64
     assert all(o.ok for o in outcomes)
