@@ -11,7 +11,7 @@ from pathlib import Path
 
 from support import env_for, final_statuses, fwprep, wait_for, write_manifest
 
-from fwprep import FireworksClient, ModelRef, PrepareItem
+from fwprep import AdaptiveRateLimiter, FireworksClient, ModelRef, PrepareItem
 from fwprep.batch import BatchOptions, BatchRunner, Record, ReportWriter, read_report, run_batch
 from fwprep.batch.session import open_batch
 from fwprep.emulator import CatalogEntry, Emulator, EmulatorThread
@@ -28,8 +28,13 @@ def statuses_in_order(path: Path) -> list[str]:
 
 async def test_waiting_items_hold_no_slot(tmp_path: Path) -> None:
     report = tmp_path / "r.jsonl"
+    # The limiter starts at the emulator's speed: from its cautious 10 a second
+    # the twenty prepares would take most of the preparations' second.
+    fast = AdaptiveRateLimiter(initial_rate=1000.0)
     async with Emulator(prepare_delay=1.0) as emu:
-        async with FireworksClient(emu.api_key, base_url=emu.base_url, max_concurrency=2) as c:
+        async with FireworksClient(
+            emu.api_key, base_url=emu.base_url, max_concurrency=2, limiter=fast
+        ) as c:
             writer = ReportWriter(report)
             options = BatchOptions(wait=True, poll_interval=0.1)
             summary = await BatchRunner(c, options, report=writer).run(items(20))
@@ -71,7 +76,8 @@ async def test_a_stopped_wait_leaves_items_accepted_and_resume_waits_without_pre
 ) -> None:
     report = tmp_path / "r.jsonl"
     async with Emulator(prepare_delay=1.5) as emu:
-        async with FireworksClient(emu.api_key, base_url=emu.base_url) as c:
+        fast = AdaptiveRateLimiter(initial_rate=1000.0)  # all ten sent well within 1.5 s
+        async with FireworksClient(emu.api_key, base_url=emu.base_url, limiter=fast) as c:
             stop = asyncio.Event()
             waiting: list[Record] = []
 
