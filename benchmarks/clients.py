@@ -9,14 +9,14 @@ excluded), items ok and failed, and HTTP 429s seen where the tool can tell. The 
   fwprep-rps=R     FireworksClient.prepare_many with max_rps=R
   fwprep-batch     the batch runner over a CSV manifest (COUNT rows), with its report,
                    its adaptive limiter started at WARM requests a second
+  aiohttp          a minimal asyncio loop: one ClientSession, a semaphore, session.post
+  sdk              the official fireworks-ai SDK's AsyncFireworks under a semaphore
 
 The limiter's start on an account it knows nothing of (10 requests a second,
 doubling at most every quarter second) is policy for real accounts, at most
 6,000 requests a minute: a server with no limit would meet it for the first
 seconds of a run. "warm" clients start where that ramp ends on such a server,
 so that scenarios of a client's own speed (overhead, scale) measure the client.
-  aiohttp          a minimal asyncio loop: one ClientSession, a semaphore, session.post
-  sdk              the official fireworks-ai SDK's AsyncFireworks under a semaphore
 """
 
 from __future__ import annotations
