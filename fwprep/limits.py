@@ -494,14 +494,9 @@ class AdaptiveRateLimiter(_Pacer):
             self._new_window()
 
     def _start(self, *, throttled: bool, now: float) -> None:
-        """The cautious start: double on clean answers, end on a run of 429s.
+        """The cautious start (see the class docstring): double, or end on a run of 429s.
 
-        Answers are counted since the last doubling. Two 429s that are more
-        than a quarter of them end the start at half the rate, the last one
-        that ran clean: an emptied bucket refuses most requests, while a
-        stray 429 (a proxy, another tool's burst) would otherwise end the
-        start at a few requests a second, where a thin stream of 429s holds
-        the rate for good.
+        Answers are counted since the last doubling, in the window's counters.
         """
         self._answers += 1
         self._throttled += throttled
@@ -515,9 +510,6 @@ class AdaptiveRateLimiter(_Pacer):
             and now - self._changed_at >= self._window
             and self._throttled <= self._high * self._answers
         ):
-            # At most once a window, however quick the answers: a token
-            # bucket accepts its whole depth at any rate, so answers that
-            # come back clean say little until it is empty.
             self._new_window()
             self._set_rate(self._rate * 2, now)
 
