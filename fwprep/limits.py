@@ -28,7 +28,9 @@ __all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 
 _RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
 _SLOW = 1.0  # seconds between requests from which a slow account's spacing is steered by
-_TIGHT = 0.02  # a spacing bracket this narrow (relative) is not probed further
+_TIGHT = 0.03  # a spacing bracket this narrow (relative) is not probed further
+_STEP = 0.025  # the first step down from a spacing that works (relative)
+_RETRY_AFTER_GRAIN = 1.0  # Retry-After counts whole seconds, rounded up
 _FIRST_CHECK = 5  # accepted requests at a newly settled spacing before it is put to the test
 _RECHECK = 30  # accepted requests at a settled spacing before it is put to the test again
 _JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
@@ -158,7 +160,17 @@ class _Spacing:
     the one before (:attr:`high`). While the two agree, ``T`` lies between
     them. Once they disagree by more than the network's jitter (other
     clients draw on the budget too, or the limit has another shape), the
-    spacing is given up for good.
+    spacing is given up for good. A 429's ``Retry-After`` narrows the
+    bracket from both sides: the time it names is one the server accepts,
+    and, counted in whole seconds rounded up, less than a second late.
+
+    The bracket is narrowed from above: the next request goes a small step
+    (2.5%) under the shortest spacing accepted so far, and each step that is
+    accepted doubles the next one (never past the middle of the bracket).
+    A refused step costs one 429 and no time, and ends the narrowing once
+    the bracket is within 3%. Halving the bracket instead costs a 429 for
+    every probe under ``T``: when ``T`` lies near the top of the bracket,
+    as often as not, that is every probe.
 
     A spacing that has settled is put to the test now and then (after 5
     accepted requests, then every 30): one request goes at half of it. A
@@ -177,12 +189,14 @@ class _Spacing:
         self.checking = False  # the next request tests the spacing at half of it
         self.verified = False  # a test was refused: the spacing is real
         self.refused = self.accepted = 0  # answers that moved a bound
+        self.step = _STEP  # how far (relative) under :attr:`high` the next request goes
 
     def answer(self, sent_at: float, *, throttled: bool, retry_at: float | None = None) -> None:
         """Fold in one answer, for a request sent at ``sent_at``.
 
         ``retry_at``: when a 429's ``Retry-After`` says a request will be
-        accepted again, a bound on the spacing from above.
+        accepted again, a bound on the spacing from above, and, less a
+        second (the header's grain), from below.
         """
         if sent_at <= self.last_ok:
             return  # overtaken by a later request's answer
@@ -193,9 +207,11 @@ class _Spacing:
             self.verified = self.verified or checked
             if self.last_ok > -math.inf:
                 self.refused += 1
+                self.step = _STEP
                 self.low = max(self.low, gap)
                 if retry_at is not None:
                     self.high = min(self.high, retry_at - self.last_ok)
+                    self.low = max(self.low, retry_at - self.last_ok - _RETRY_AFTER_GRAIN)
                 if self.low >= self.high * (1 + _JITTER):
                     self.abandoned = True
                 elif self.low >= self.high:
@@ -205,6 +221,8 @@ class _Spacing:
             self.abandoned = True
         elif gap <= self.low:
             self.low = gap * (1 - _JITTER)
+        if gap < self.high and self.accepted:
+            self.step = min(0.5, self.step * 2)  # a step down was accepted: a longer one next
         self.high = min(self.high, gap)
         self.accepted += gap < math.inf
         self.last_ok = sent_at
@@ -229,12 +247,12 @@ class _Spacing:
         )
 
     def next_spacing(self) -> float:
-        """Where to send the next request after the last success: halve the bracket until tight."""
+        """When to send the next request after the last success: a step under the top."""
         if self.checking:
             return self.high / 2
         if self.high - self.low <= _TIGHT * self.high:
             return self.high
-        return (self.low + self.high) / 2
+        return max(self.high * (1 - self.step), (self.low + self.high) / 2)
 
 
 class FixedRateLimiter(_Pacer):
@@ -315,10 +333,11 @@ class AdaptiveRateLimiter(_Pacer):
       a few answers a minute learn that too slowly. Below one request a
       second, once its answers bracket such a spacing, the limiter sends
       each request that long after the last accepted one and narrows the
-      bracket with a probe now and then (a refused probe costs one 429 and
-      no time): see :attr:`spacing`. A 429's ``Retry-After`` narrows the
-      bracket from above (the time it names, less the last acceptance, is a
-      spacing that works). Answers that no spacing explains (other clients
+      bracket from above, a step shorter each time, until a step is
+      refused (one 429, and no time lost): see :attr:`spacing`. A 429's
+      ``Retry-After`` narrows the bracket from both sides (the time it
+      names, less the last acceptance, is a spacing that works, and at most
+      a second too long). Answers that no spacing explains (other clients
       on the account) leave the rate to the windows above.
     - **In flight follows the rate.** Requests are paced one after another,
       so at 10 requests a minute there is about one in flight whatever the
@@ -414,12 +433,14 @@ class AdaptiveRateLimiter(_Pacer):
         (a 10 requests/minute account's one-token bucket). Once the answers
         of a pace slower than one request a second bracket that spacing, the
         limiter sends each request that long after the last accepted one,
-        narrowing the bracket with a probe now and then, and ``spacing`` is
-        the seconds it keeps to. It is ``None`` while the answers show no
-        such spacing, and for good once they contradict one (other clients
-        drawing on the budget): then windows of answers steer the rate. A
-        ``Retry-After`` bounds the spacing from above: the time it names,
-        less the last acceptance, is one the server will accept.
+        narrowing the bracket from above until a step is refused, and
+        ``spacing`` is the seconds it keeps to. It is ``None`` while the
+        answers show no such spacing, and for good once they contradict one
+        (other clients drawing on the budget): then windows of answers steer
+        the rate. A ``Retry-After`` bounds the spacing from above (the time
+        it names, less the last acceptance, is one the server will accept)
+        and from below (that, less the second a whole-seconds header may
+        have rounded up).
         """
         return self._spacing.next_spacing() if self._spacing.known else None
 

@@ -355,11 +355,12 @@ LONE_ANSWERS += [(16.0, False), (18.0, True)]
 def test_answers_no_spacing_explains_leave_the_rate_to_windows(clock: FakeClock) -> None:
     limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
     # Lone-client answers bracket a spacing between 4 and 6 s (two of each
-    # would not do: shards of one account can look like that for a while)...
+    # would not do: shards of one account can look like that for a while),
+    # and the next request goes a step under the 6 s accepted...
     for sent, ok in LONE_ANSWERS:
         clock.t = sent + 0.05
         answer(limiter, clock, sent, ok=ok)
-    assert limiter.spacing == pytest.approx(5.0)
+    assert limiter.spacing == pytest.approx(6.0 * 0.975)
     # ...until a request 1 s after an accepted one is accepted too: another
     # client's share moves, not a spacing.
     clock.t = 19.05
@@ -374,7 +375,7 @@ def test_a_spacing_the_account_does_not_keep_is_given_up_after_its_test(
     for sent, ok in LONE_ANSWERS:  # refusals that came from other clients' traffic
         clock.t = sent + 0.05
         answer(limiter, clock, sent, ok=ok)
-    assert limiter.spacing == pytest.approx(5.0)
+    assert limiter.spacing == pytest.approx(6.0 * 0.975)
     sent, spacings = 18.0, list[float]()
     while (spacing := limiter.spacing) is not None and len(spacings) < 40:
         spacings.append(spacing)
@@ -393,13 +394,38 @@ def test_a_retry_after_bounds_the_spacing_from_above(clock: FakeClock) -> None:
     for sent, ok in LONE_ANSWERS:
         clock.t = sent + 0.05
         answer(limiter, clock, sent, ok=ok)
-    assert limiter.spacing == pytest.approx(5.0)  # somewhere between 4 and 6 s
     # Refused 4.5 s after the last accepted request, and told to come back
-    # 5 s after it: the spacing is between 4.5 and 5 s.
+    # 5 s after it: the spacing is between 4.5 and 5 s, and the next request
+    # goes a step under 5 s.
     clock.t = 22.55
     limiter.pause(0.45)
     answer(limiter, clock, 22.5, ok=False)
-    assert limiter.spacing == pytest.approx(4.75)
+    assert limiter.spacing == pytest.approx(5.0 * 0.975)
+
+
+def test_a_whole_seconds_retry_after_bounds_the_spacing_from_below(clock: FakeClock) -> None:
+    limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
+    for sent, ok in LONE_ANSWERS:  # a spacing between 4 and 6 s
+        clock.t = sent + 0.05
+        answer(limiter, clock, sent, ok=ok)
+    # Refused half a second after the last accepted request, with
+    # "Retry-After: 5": back 5.55 s after it, and, the header being whole
+    # seconds rounded up, not before 4.55 s.
+    clock.t = 18.55
+    limiter.pause(5.0)
+    answer(limiter, clock, 18.5, ok=False)
+    assert limiter.spacing == pytest.approx(5.55 * 0.975)
+    # Each accepted step down doubles the next, but never past the middle
+    # of the bracket: the middle of 4.55 s and 5.55 s, not of 4 s and 6 s.
+    sent = 18.0
+    for _ in range(2):
+        sent += limiter.spacing or 0.0
+        clock.t = sent + 0.05
+        answer(limiter, clock, sent, ok=True)
+    # Accepted at 5.55 s less 2.5%, then less 5%: the next step would be
+    # 10%, past the middle.
+    high = 5.55 * 0.975 * 0.95
+    assert limiter.spacing == pytest.approx((4.55 + high) / 2)
 
 
 def test_a_spacing_never_sends_during_a_pause() -> None:
