@@ -31,8 +31,9 @@ def test_a_thin_account_fails_nothing_and_sees_no_storm(retry_after: bool) -> No
     # start's last cuts (two 429s end the start, so its cuts run past 10 s),
     # a step under the spacing that is refused, and one test at half the
     # spacing (which a real spacing refuses). With Retry-After, the header
-    # brackets the spacing within a second from the first 429: halving that
-    # bracket instead refused one probe after another (7).
+    # brackets the spacing within a second from the first 429 (halving a
+    # bracket from the start's answers would refuse one probe after another:
+    # 7 late 429s here).
     assert run.late_throttled <= 4
 
 
