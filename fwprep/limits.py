@@ -34,6 +34,7 @@ _RETRY_AFTER_GRAIN = 1.0  # Retry-After counts whole seconds, rounded up
 _FIRST_CHECK = 5  # accepted requests at a newly settled spacing before it is put to the test
 _RECHECK = 30  # accepted requests at a settled spacing before it is put to the test again
 _JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
+_QUICK = 1.0  # seconds: a window this short that brings 429s back after a step up steps back
 
 
 class RateLimiter(Protocol):
@@ -321,7 +322,11 @@ class AdaptiveRateLimiter(_Pacer):
       row (room another process left is taken up in seconds); in between,
       the rate holds. A thin stream of 429s (up to ``high_fraction`` of the
       answers) that has nothing to do with this client's rate, such as
-      another tool's burst or a proxy, does not drag it down. A window with
+      another tool's burst or a proxy, does not drag it down. But a step
+      up whose window (a second or less) brings 429s back is taken back,
+      and one clean window passes before the next: alone at the account's
+      limit, a rate held there would sit just above it, with up to a tenth
+      of its requests refused. A window with
       a 429 that is followed by three answers and two seconds clean closes
       early and grows the rate by ``growth`` a second of that clean spell:
       a process with a small share of a crowded account (a request or two a
@@ -410,6 +415,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._answers = 0
         self._throttled = 0
         self._clean_windows = 0
+        self._grown_from: float | None = None  # the rate before a step up, while it is judged
         self._streak = 0
         self._streak_start: float | None = None
         self._spacing = _Spacing()
@@ -560,7 +566,8 @@ class AdaptiveRateLimiter(_Pacer):
         self._set_rate(1.0 / self._spacing.next_spacing(), self._clock.now())
 
     def _judge(self, share: float, elapsed: float, now: float) -> None:
-        """Cut, grow or hold, on a window's share of 429s."""
+        """Cut, grow, step back or hold, on a window's share of 429s."""
+        grown_from, self._grown_from = self._grown_from, None
         if share > self._high:
             self._clean_windows = 0
             accepted = (self._answers - self._throttled + 0.5) / max(elapsed, 1e-3)
@@ -571,10 +578,19 @@ class AdaptiveRateLimiter(_Pacer):
             # second (at most 1.5x a window), so a slow rate whose windows
             # last minutes regrows as fast in time as a quick one.
             self._clean_windows += 1
-            step = (self._growth - 1) * 2 ** min(self._clean_windows - 1, 4)
-            self._set_rate(self._rate * min(1.5, (1 + step) ** max(elapsed, 1.0)), now)
+            if self._clean_windows > 0:  # not the clean window after a step back
+                step = (self._growth - 1) * 2 ** min(self._clean_windows - 1, 4)
+                rate = self._rate
+                self._set_rate(self._rate * min(1.5, (1 + step) ** max(elapsed, 1.0)), now)
+                self._grown_from = rate
+        elif share > self._low and grown_from is not None and elapsed <= _QUICK:
+            # Longer windows (a small share of a crowded account) hold: a
+            # window of holding would cost seconds, and says less.
+            self._clean_windows = -1
+            self._set_rate(grown_from, now)
 
     def _set_rate(self, rate: float, now: float) -> None:
+        self._grown_from = None  # only the window right after a step up may take it back
         self._rate = max(self._min_rate, rate)
         self._changed_at = now
         self._held_back = False

@@ -247,6 +247,32 @@ def test_clean_windows_grow_the_rate_faster_and_faster_when_it_binds(clock: Fake
     assert rates == pytest.approx([44.0, 44.0 * 1.2, 44.0 * 1.2 * 1.4])
 
 
+def test_a_step_up_that_brings_429s_back_is_taken_back(clock: FakeClock) -> None:
+    # Alone at the account's limit: a clean window grows the rate, and the
+    # next one brings back a few 429s, too few to cut. Held there, the rate
+    # would sit just above the limit; the step goes back instead, one clean
+    # window holds, and growth starts again from its first step.
+    limiter = steady(clock, rate=40.0, window=0.5)
+    rates = []
+    for throttles in (0, 2, 0, 0):
+        limiter._sent(waited=True)
+        window(limiter, clock, oks=20, throttles=throttles, span=0.5)
+        rates.append(limiter.rate)
+    assert rates == pytest.approx([44.0, 40.0, 40.0, 44.0])
+
+
+def test_a_step_up_judged_over_a_long_window_holds_on_a_few_429s(clock: FakeClock) -> None:
+    # Windows over a second (a small share of a crowded account): a window
+    # of holding would cost seconds, and a neighbour's burst looks the same.
+    limiter = steady(clock, rate=40.0, window=2.0)
+    limiter._sent(waited=True)
+    window(limiter, clock, oks=80, throttles=0, span=2.0)
+    assert limiter.rate == pytest.approx(40.0 * 1.1**2)  # growth a second
+    limiter._sent(waited=True)
+    window(limiter, clock, oks=80, throttles=4, span=2.0)
+    assert limiter.rate == pytest.approx(40.0 * 1.1**2)
+
+
 def test_a_slow_share_grows_on_a_clean_spell_after_a_429(clock: FakeClock) -> None:
     # One request a second in a crowded account: a 429, then three clean
     # answers over 3 s. The window (10 answers) would take 6 s more; the

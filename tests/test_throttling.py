@@ -44,7 +44,9 @@ def test_one_process_finds_the_limit_and_keeps_under_it(rpm: int, retry_after: b
     run = run_virtual(bulk_job(account, items=rpm // 2))
     assert (run.failed, run.ok) == (0, rpm // 2)
     assert run.ratio <= 1.10
-    assert run.late_429_share < 0.10
+    # 5%-6%: a step up that brings 429s back goes back (held there, the
+    # rate sat just above the limit: 9% at 1,200 a minute).
+    assert run.late_429_share < 0.07
 
 
 @pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
