@@ -378,14 +378,20 @@ LONE_ANSWERS = [(0.0, True), (4.0, False), (6.0, True), (10.0, False), (12.0, Tr
 LONE_ANSWERS += [(16.0, False), (18.0, True)]
 
 
-def test_answers_no_spacing_explains_leave_the_rate_to_windows(clock: FakeClock) -> None:
+def after_lone_answers(clock: FakeClock) -> AdaptiveRateLimiter:
+    """A limiter that has seen :data:`LONE_ANSWERS`: a spacing between 4 and 6 s."""
     limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
-    # Lone-client answers bracket a spacing between 4 and 6 s (two of each
-    # would not do: shards of one account can look like that for a while),
-    # and the next request goes a step under the 6 s accepted...
     for sent, ok in LONE_ANSWERS:
         clock.t = sent + 0.05
         answer(limiter, clock, sent, ok=ok)
+    return limiter
+
+
+def test_answers_no_spacing_explains_leave_the_rate_to_windows(clock: FakeClock) -> None:
+    # Lone-client answers bracket a spacing between 4 and 6 s (two of each
+    # would not do: shards of one account can look like that for a while),
+    # and the next request goes a step under the 6 s accepted...
+    limiter = after_lone_answers(clock)
     assert limiter.spacing == pytest.approx(6.0 * 0.975)
     # ...until a request 1 s after an accepted one is accepted too: another
     # client's share moves, not a spacing.
@@ -397,10 +403,7 @@ def test_answers_no_spacing_explains_leave_the_rate_to_windows(clock: FakeClock)
 def test_a_spacing_the_account_does_not_keep_is_given_up_after_its_test(
     clock: FakeClock,
 ) -> None:
-    limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
-    for sent, ok in LONE_ANSWERS:  # refusals that came from other clients' traffic
-        clock.t = sent + 0.05
-        answer(limiter, clock, sent, ok=ok)
+    limiter = after_lone_answers(clock)  # refusals that came from other clients' traffic
     assert limiter.spacing == pytest.approx(6.0 * 0.975)
     sent, spacings = 18.0, list[float]()
     while (spacing := limiter.spacing) is not None and len(spacings) < 40:
@@ -416,10 +419,7 @@ def test_a_spacing_the_account_does_not_keep_is_given_up_after_its_test(
 
 
 def test_a_retry_after_bounds_the_spacing_from_above(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
-    for sent, ok in LONE_ANSWERS:
-        clock.t = sent + 0.05
-        answer(limiter, clock, sent, ok=ok)
+    limiter = after_lone_answers(clock)
     # Refused 4.5 s after the last accepted request, and told to come back
     # 5 s after it: the spacing is between 4.5 and 5 s, and the next request
     # goes a step under 5 s.
@@ -430,10 +430,7 @@ def test_a_retry_after_bounds_the_spacing_from_above(clock: FakeClock) -> None:
 
 
 def test_a_whole_seconds_retry_after_bounds_the_spacing_from_below(clock: FakeClock) -> None:
-    limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
-    for sent, ok in LONE_ANSWERS:  # a spacing between 4 and 6 s
-        clock.t = sent + 0.05
-        answer(limiter, clock, sent, ok=ok)
+    limiter = after_lone_answers(clock)  # a spacing between 4 and 6 s
     # Refused half a second after the last accepted request, with
     # "Retry-After: 5": back 5.55 s after it, and, the header being whole
     # seconds rounded up, not before 4.55 s.
