@@ -211,8 +211,9 @@ class _Spacing:
                 self.step = _STEP
                 self.low = max(self.low, gap)
                 if retry_at is not None:
-                    self.high = min(self.high, retry_at - self.last_ok)
-                    self.low = max(self.low, retry_at - self.last_ok - _RETRY_AFTER_GRAIN)
+                    named = retry_at - self.last_ok  # the spacing the header names
+                    self.high = min(self.high, named)
+                    self.low = max(self.low, named - _RETRY_AFTER_GRAIN)
                 if self.low >= self.high * (1 + _JITTER):
                     self.abandoned = True
                 elif self.low >= self.high:
@@ -581,7 +582,7 @@ class AdaptiveRateLimiter(_Pacer):
             if self._clean_windows > 0:  # not the clean window after a step back
                 step = (self._growth - 1) * 2 ** min(self._clean_windows - 1, 4)
                 rate = self._rate
-                self._set_rate(self._rate * min(1.5, (1 + step) ** max(elapsed, 1.0)), now)
+                self._set_rate(rate * min(1.5, (1 + step) ** max(elapsed, 1.0)), now)
                 self._grown_from = rate
         elif share > self._low and grown_from is not None and elapsed <= _QUICK:
             # Longer windows (a small share of a crowded account) hold: a
