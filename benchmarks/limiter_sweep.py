@@ -13,14 +13,16 @@ judged on the spread, in under a minute.
     python benchmarks/limiter_sweep.py --rpm 1200 --seeds 30   # one limit, more timings
     python benchmarks/limiter_sweep.py --limiter /tmp/limits.py  # the same cells, side by side
 
-`--limiter` loads another copy of `fwprep/limits.py` (a change being tried)
-and runs every cell with both, on the same timings. `--jitter 0` takes the
-answers' latency jitter away, as on loopback: paced requests then reach the
-token bucket as evenly spaced as they left, which is what the benchmark's
-real processes meet (the default 0.5 spreads them, and hides how a process
-paced near the account's rate takes most of its tokens). Each row: mean and
-worst wall time over the ideal (items / limit), the share of 429s among the
-requests after the first 10 s, and the 429s of the first 10 s (the start).
+`--limiter` loads another copy of `fwprep/limits.py` (a change being tried),
+with the `_spacing.py` beside it if there is one (the slow account's
+spacing), and runs every cell with both, on the same timings. `--jitter 0`
+takes the answers' latency jitter away, as on loopback: paced requests then
+reach the token bucket as evenly spaced as they left, which is what the
+benchmark's real processes meet (the default 0.5 spreads them, and hides
+how a process paced near the account's rate takes most of its tokens).
+Each row: mean and worst wall time over the ideal (items / limit), the
+share of 429s among the requests after the first 10 s, and the 429s of the
+first 10 s (the start).
 """
 
 from __future__ import annotations
@@ -43,14 +45,29 @@ CELLS = {10: 20, 60: 60, 300: 200, 1200: 600, 6000: 3000}  # requests/minute: it
 CLIENTS = (1, 4, 8)
 
 
-def load_limiter(path: str) -> Any:
-    """The ``AdaptiveRateLimiter`` class of another copy of ``fwprep/limits.py``."""
-    spec = importlib.util.spec_from_file_location("fwprep_limits_tried", path)
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.AdaptiveRateLimiter
+    return module
+
+
+def load_limiter(path: str) -> Any:
+    """The ``AdaptiveRateLimiter`` class of another copy of ``fwprep/limits.py``.
+
+    A ``_spacing.py`` beside it stands in for ``fwprep._spacing`` while the
+    copy is loaded, so a change to the slow account's spacing is tried too.
+    """
+    spacing = Path(path).with_name("_spacing.py")
+    installed = sys.modules["fwprep._spacing"]
+    if spacing.is_file():
+        sys.modules["fwprep._spacing"] = _load("fwprep_spacing_tried", spacing)
+    try:
+        return _load("fwprep_limits_tried", Path(path)).AdaptiveRateLimiter
+    finally:
+        sys.modules["fwprep._spacing"] = installed
 
 
 def cell(

@@ -22,18 +22,12 @@ from collections import deque
 from typing import Protocol
 
 from fwprep._clock import SYSTEM_CLOCK, Clock
+from fwprep._spacing import SLOW, Spacing
 from fwprep.errors import InputError
 
 __all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 
 _RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
-_SLOW = 1.0  # seconds between requests from which a slow account's spacing is steered by
-_TIGHT = 0.03  # a spacing bracket this narrow (relative) is not probed further
-_STEP = 0.025  # the first step down from a spacing that works (relative)
-_RETRY_AFTER_GRAIN = 1.0  # Retry-After counts whole seconds, rounded up
-_FIRST_CHECK = 5  # accepted requests at a newly settled spacing before it is put to the test
-_RECHECK = 30  # accepted requests at a settled spacing before it is put to the test again
-_JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
 _QUICK = 1.0  # seconds: a window this short that brings 429s back after a step up steps back
 
 
@@ -148,113 +142,6 @@ class _Pacer:
             self._waiters.remove(me)
         if head and self._waiters and not self._waiters[0].done():
             self._waiters[0].set_result(None)
-
-
-class _Spacing:
-    """The shortest spacing after an accepted request that the server accepts, once it shows.
-
-    A limit kept as a minimum spacing between requests (a token bucket one
-    token deep, as slow accounts have) refuses every request sent less than
-    ``T`` after the last accepted one and accepts every one sent later. Then
-    each 429 says ``T`` is longer than its distance from the last success
-    (:attr:`low`), and each success that ``T`` is at most its distance from
-    the one before (:attr:`high`). While the two agree, ``T`` lies between
-    them. Once they disagree by more than the network's jitter (other
-    clients draw on the budget too, or the limit has another shape), the
-    spacing is given up for good. A 429's ``Retry-After`` narrows the
-    bracket from both sides: the time it names is one the server accepts,
-    and, counted in whole seconds rounded up, less than a second late.
-
-    The bracket is narrowed from above: the next request goes a small step
-    (2.5%) under the shortest spacing accepted so far, and each step that is
-    accepted doubles the next one (never past the middle of the bracket).
-    A refused step costs one 429 and no time, and ends the narrowing once
-    the bracket is within 3%. Halving the bracket instead costs a 429 for
-    every probe under ``T``: when ``T`` lies near the top of the bracket,
-    as often as not, that is every probe.
-
-    A spacing that has settled is put to the test now and then (after 5
-    accepted requests, then every 30): one request goes at half of it. A
-    real spacing refuses it (one 429, and no time lost: the next request
-    still goes one spacing after the last success); an account that accepts
-    it has no such spacing (the bracket came from other clients' traffic,
-    or the limit grew), and the spacing is given up.
-    """
-
-    def __init__(self) -> None:
-        self.low = 0.0
-        self.high = math.inf
-        self.last_ok = -math.inf
-        self.abandoned = False
-        self.settled = 0
-        self.checking = False  # the next request tests the spacing at half of it
-        self.verified = False  # a test was refused: the spacing is real
-        self.refused = self.accepted = 0  # answers that moved a bound
-        self.step = _STEP  # how far (relative) under :attr:`high` the next request goes
-
-    def answer(self, sent_at: float, *, throttled: bool, retry_at: float | None = None) -> None:
-        """Fold in one answer, for a request sent at ``sent_at``.
-
-        ``retry_at``: when a 429's ``Retry-After`` says a request will be
-        accepted again, a bound on the spacing from above, and, less a
-        second (the header's grain), from below.
-        """
-        if sent_at <= self.last_ok:
-            return  # overtaken by a later request's answer
-        gap = sent_at - self.last_ok
-        checked, self.checking = self.checking, False
-        # Answers near a bound by less than the network's jitter move it, not break it.
-        if throttled:
-            self.verified = self.verified or checked
-            if self.last_ok > -math.inf:
-                self.refused += 1
-                self.step = _STEP
-                self.low = max(self.low, gap)
-                if retry_at is not None:
-                    named = retry_at - self.last_ok  # the spacing the header names
-                    self.high = min(self.high, named)
-                    self.low = max(self.low, named - _RETRY_AFTER_GRAIN)
-                if self.low >= self.high * (1 + _JITTER):
-                    self.abandoned = True
-                elif self.low >= self.high:
-                    self.high = self.low * (1 + _JITTER)
-            return
-        if gap <= self.low * (1 - _JITTER):
-            self.abandoned = True
-        elif gap <= self.low:
-            self.low = gap * (1 - _JITTER)
-        if gap < self.high and self.accepted:
-            self.step = min(0.5, self.step * 2)  # a step down was accepted: a longer one next
-        self.high = min(self.high, gap)
-        self.accepted += gap < math.inf
-        self.last_ok = sent_at
-        self.settled = self.settled + 1 if self.high - self.low <= _TIGHT * self.high else 0
-        if self.settled >= (_RECHECK if self.verified else _FIRST_CHECK):
-            self.checking = True  # a success at half the spacing breaks the bracket above
-            self.settled = 0
-
-    @property
-    def known(self) -> bool:
-        """Whether the bracket holds on three answers or more each side, a second or more wide.
-
-        Two of each are not enough: shards of one account, each cut under one
-        request a second, can answer like a lone client for a while, and one
-        that steered by such a spacing would take every token from the others.
-        """
-        return (
-            not self.abandoned
-            and min(self.refused, self.accepted) >= 3
-            and 0.0 < self.low < self.high < math.inf
-            and self.high >= _SLOW
-        )
-
-    def next_spacing(self) -> float:
-        """When to send the next request after the last success: a step under the top."""
-        if self.checking:
-            return self.high / 2
-        if self.high - self.low <= _TIGHT * self.high:
-            return self.high
-        return max(self.high * (1 - self.step), (self.low + self.high) / 2)
 
 
 class FixedRateLimiter(_Pacer):
@@ -419,7 +306,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._grown_from: float | None = None  # the rate before a step up, while it is judged
         self._streak = 0
         self._streak_start: float | None = None
-        self._spacing = _Spacing()
+        self._spacing = Spacing()
         self._retry_at: float | None = None
         self._stretch = 1.0
         self._slot_point = 0.5  # where in its slot the last request left, 0 to 1
@@ -463,7 +350,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._stretch, self._slot_point = 1 + point - self._slot_point, point
 
     def _interval(self) -> float:
-        if self._spacing.known or (1.0 / self._rate >= _SLOW and not self._spacing.abandoned):
+        if self._spacing.known or (1.0 / self._rate >= SLOW and not self._spacing.abandoned):
             # A spacing is kept to exactly, and so is a slow pace until answers
             # show other clients: a lone slow client's answers must bracket it.
             return 1.0 / self._rate
@@ -558,7 +445,7 @@ class AdaptiveRateLimiter(_Pacer):
     def _steer_by_spacing(self) -> None:
         """A slow pace whose spacing shows: send each request one spacing after the last success.
 
-        The next request leaves :meth:`_Spacing.next_spacing` after the last
+        The next request leaves :meth:`Spacing.next_spacing` after the last
         accepted one, whatever was refused in between, so a probe that is
         refused costs one 429 and no time.
         """
