@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import attrs
 
 from fwprep import AdaptiveRateLimiter, FireworksClient, Request, Response
+from fwprep.batch.admit import Shard
 
 T = TypeVar("T")
 
@@ -175,13 +176,18 @@ async def bulk_job(
     clients: int = 1,
     stagger: float = 0.0,
     limiter_type: type[AdaptiveRateLimiter] = AdaptiveRateLimiter,
+    by_hash: bool = False,
     **client_options: Any,
 ) -> Run:
     """Prepare ``items`` models split over ``clients`` clients (one a process) on ``account``.
 
     Client ``k`` starts ``k * stagger`` seconds after the first, as processes
     launched together do when each takes its time to start. Each client has
-    its own ``limiter_type()`` (a limiter being tried can stand in).
+    its own ``limiter_type()`` (a limiter being tried can stand in). Items
+    are dealt out in turn, or with ``by_hash`` split as ``fwprep batch
+    --shard k/N`` splits them, by the hash of each item's key: shards of
+    unequal size, as real ones are (75 items each on average may be 68 to 82),
+    a different split for each ``account.seed``.
     """
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -189,7 +195,12 @@ async def bulk_job(
 
     async def one_client(k: int) -> None:
         await asyncio.sleep(k * stagger)
-        mine = [(f"accounts/a/models/m{i}", "FP8") for i in range(k, items, clients)]
+        if by_hash:
+            shard = Shard(k + 1, clients)
+            names = (f"accounts/a/models/m{account.seed}-{i}" for i in range(items))
+            mine = [(name, "FP8") for name in names if shard.owns(f"{name}@FP8")]
+        else:
+            mine = [(f"accounts/a/models/m{i}", "FP8") for i in range(k, items, clients)]
         options = dict(client_options)
         if "limiter" not in options and "max_rps" not in options:
             # The default limiter, its random stretch seeded: the run repeats exactly.
