@@ -207,8 +207,9 @@ class AdaptiveRateLimiter(_Pacer):
     - **Regrows slowly, then faster.** A window with at most
       ``low_fraction`` of 429s, while the rate was holding requests back,
       grows it by ``growth`` a second, faster after each clean window in a
-      row (room another process left is taken up in seconds); in between,
-      the rate holds. A thin stream of 429s (up to ``high_fraction`` of the
+      row, up to 1.5x a second (room another process left is taken up in
+      seconds, by a small share as by a large one); in between, the rate
+      holds. A thin stream of 429s (up to ``high_fraction`` of the
       answers) that has nothing to do with this client's rate, such as
       another tool's burst or a proxy, does not drag it down. But a step
       up whose window (a second or less) brings 429s back is taken back,
@@ -463,13 +464,14 @@ class AdaptiveRateLimiter(_Pacer):
         elif share <= self._low and self._held_back:
             # Clean window after clean window, the rate grows faster, so room
             # another process left is taken up in seconds. Growth is per
-            # second (at most 1.5x a window), so a slow rate whose windows
-            # last minutes regrows as fast in time as a quick one.
+            # second, at most 1.5x a second over two (2.25x a window): a
+            # small share, whose windows last seconds, regrows nearly as fast
+            # in time as a large one, and one long window is no leap.
             self._clean_windows += 1
             if self._clean_windows > 0:  # not the clean window after a step back
                 step = (self._growth - 1) * 2 ** min(self._clean_windows - 1, 4)
-                rate = self._rate
-                self._set_rate(rate * min(1.5, (1 + step) ** max(elapsed, 1.0)), now)
+                rate, span = self._rate, max(elapsed, 1.0)
+                self._set_rate(rate * min(1.5 ** min(span, 2.0), (1 + step) ** span), now)
                 self._grown_from = rate
         elif share > self._low and grown_from is not None and elapsed <= _QUICK:
             # Longer windows (a small share of a crowded account) hold: a

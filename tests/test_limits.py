@@ -296,7 +296,23 @@ def test_a_slow_rate_grows_per_second_not_per_window(clock: FakeClock) -> None:
     limiter = steady(clock, rate=0.5)
     limiter._sent(waited=True)
     window(limiter, clock, oks=3, throttles=0, span=6.0)  # 3 clean answers in 6 s
-    assert limiter.rate == pytest.approx(0.5 * 1.5)  # 1.1 ** 6, capped at 1.5 a window
+    assert limiter.rate == pytest.approx(0.5 * 1.1**6)
+
+
+def test_growth_is_at_most_one_and_a_half_times_a_second_over_two(clock: FakeClock) -> None:
+    # A small share left alone (its neighbours finished): clean window after
+    # clean window, growth speeds up until it meets the cap. Each window of
+    # 2 s or more grows by 2.25x at most, so one long window is no leap; the
+    # 2 s window grows by as much, so a small share's windows of seconds
+    # regrow it about as fast in time as a large share's quick ones.
+    limiter = steady(clock, rate=2.0)
+    rates = []
+    for span in (2.0, 2.0, 2.0, 2.0, 6.0):
+        limiter._sent(waited=True)
+        window(limiter, clock, oks=10, throttles=0, span=span)
+        rates.append(limiter.rate)
+    steps = [after / before for before, after in zip([2.0, *rates], rates, strict=False)]
+    assert steps == pytest.approx([1.1**2, 1.2**2, 1.4**2, 2.25, 2.25])
 
 
 def test_answers_to_requests_sent_before_a_cut_are_not_judged_again(clock: FakeClock) -> None:
