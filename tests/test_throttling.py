@@ -80,9 +80,38 @@ def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(
         for seed in range(1, 11)
     ]
     assert all(run.failed == 0 for run in runs)
-    assert statistics.mean(run.ratio for run in runs) <= 1.16
-    assert max(run.ratio for run in runs) <= 1.4
+    # 1.03x-1.10x on average, 1.30x at most: a small share regrows into the
+    # room its neighbours leave (growing only 1.5x a window, 1.15x and 1.36x).
+    assert statistics.mean(run.ratio for run in runs) <= 1.12
+    assert max(run.ratio for run in runs) <= 1.35
     assert statistics.mean(run.late_429_share for run in runs) < 0.10
+
+
+@pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
+def test_shards_of_unequal_size_finish_near_the_ideal(retry_after: bool) -> None:
+    # Eight shards split by hash, as `--shard k/8` splits 600 items (59 to 89
+    # each over these ten splits), started together: the largest finish last,
+    # and must take up the room the others leave. On loopback (no jitter).
+    runs = [
+        run_virtual(
+            bulk_job(
+                Account(rpm=1200, retry_after=retry_after, jitter=0.0, seed=seed),
+                items=600,
+                clients=8,
+                stagger=0.03,
+                by_hash=True,
+            )
+        )
+        for seed in range(1, 11)
+    ]
+    assert all(run.failed == 0 for run in runs)
+    # 1.06x/1.08x on average, at most 1.17x (growing 1.5x a window at most,
+    # 1.11x without Retry-After, and up to 1.21x).
+    assert statistics.mean(run.ratio for run in runs) <= 1.10
+    assert max(run.ratio for run in runs) <= 1.20
+    # About a tenth of the requests after the first 10 s are refused
+    # without Retry-After (10.4%), 7.6% with it.
+    assert statistics.mean(run.late_429_share for run in runs) < 0.11
 
 
 def test_on_loopback_the_process_paced_near_the_limit_does_not_keep_the_account() -> None:
