@@ -21,6 +21,9 @@ mkdir -p reports
 # (or run the image the Containerfile builds, with your cluster's container support).
 fwprep=${FWPREP:-$HOME/fwprep-venv/bin/fwprep}
 # FIREWORKS_API_KEY and FIREWORKS_ACCOUNT_ID come from the submitting environment.
-# The account's limit is shared: 8 tasks at --max-rps 10 send 80 requests/s in all.
+# The account's limit is shared by the tasks: each one's limiter finds its share, with no
+# setting. One process keeps up with any account's limit, so tasks make a job no faster than
+# the limit allows; on an account under a few hundred requests a minute, run one task. A fixed
+# share (--max-rps 10 each: 80 requests/s in all) suits a fast account whose share you know.
 exec "$fwprep" batch "$manifest" --shard auto --resume -q \
-    --report "reports/shard-${SLURM_ARRAY_TASK_ID}.jsonl" --max-rps 10
+    --report "reports/shard-${SLURM_ARRAY_TASK_ID}.jsonl"
