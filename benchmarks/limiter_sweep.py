@@ -1,15 +1,16 @@
-"""The adaptive limiter on simulated accounts: many timings per cell, in seconds.
+"""The adaptive limiter on simulated accounts: many timings per cell, on virtual time.
 
 `benchmarks/run.py --only throttled` runs real `fwprep batch` processes
-against the emulator: one timing per cell, and 26 minutes for the table. A
+against the emulator: one timing per cell, and 20 minutes for the table. A
 shared account's outcome depends on timing (which process wins the start's
-tokens), so one run of a cell can land anywhere from 1.0x to 1.8x the
-ideal. This sweep runs the real client on virtual time against a token
-bucket (`tests/simulated.py`): every cell with many seeded timings (answer
-jitter; processes starting 0.03 s apart, as 8 real ones launched at once
-on two cores do; the items split over them by hash as `--shard k/N` splits
-them, so that shards are of unequal size, as real ones are), so a change to
-the limiter is judged on the spread, in a few minutes.
+tokens, and how large the shards fall), so one run of a cell can land
+anywhere from 1.0x to 1.4x the ideal. This sweep runs the real client on
+virtual time against a token bucket (`tests/simulated.py`): every cell with
+many seeded timings (answer jitter; processes starting 0.03 s apart, as 8
+real ones launched at once on two cores do; the items split over them by
+hash as `--shard k/N` splits them, so that shards are of unequal size, as
+real ones are), so a change to the limiter is judged on the spread, in
+under a minute.
 
     python benchmarks/limiter_sweep.py                         # every cell, 12 timings each
     python benchmarks/limiter_sweep.py --rpm 1200 --seeds 30   # one limit, more timings
