@@ -31,9 +31,11 @@ class Spacing:
     the one before (:attr:`high`). While the two agree, ``T`` lies between
     them. Once they disagree by more than the network's jitter (other
     clients draw on the budget too, or the limit has another shape), the
-    spacing is given up for good. A 429's ``Retry-After`` narrows the
-    bracket from both sides: the time it names is one the server accepts,
-    and, counted in whole seconds rounded up, less than a second late.
+    spacing is given up for good, and so it is when a second request at
+    or past the top is refused (the top is raised by the jitter once). A
+    429's ``Retry-After`` narrows the bracket from both sides: the time it
+    names is one the server accepts, and, counted in whole seconds rounded
+    up, less than a second late.
 
     The bracket is narrowed from above: the next request goes a small step
     (2.5%) under the shortest spacing accepted so far, and each step that is
@@ -61,6 +63,7 @@ class Spacing:
         self.verified = False  # a test was refused: the spacing is real
         self.refused = self.accepted = 0  # answers that moved a bound
         self.step = _STEP  # how far (relative) under :attr:`high` the next request goes
+        self.raised = False  # a refusal at the top has raised it by the jitter
 
     def answer(self, sent_at: float, *, throttled: bool, retry_at: float | None = None) -> None:
         """Fold in one answer, for a request sent at ``sent_at``.
@@ -84,10 +87,13 @@ class Spacing:
                     named = retry_at - self.last_ok  # the spacing the header names
                     self.high = min(self.high, named)
                     self.low = max(self.low, named - _RETRY_AFTER_GRAIN)
-                if self.low >= self.high * (1 + _JITTER):
+                if self.low >= self.high * (1 + _JITTER) or (self.low >= self.high and self.raised):
                     self.abandoned = True
                 elif self.low >= self.high:
+                    # Once: raised again and again, the top would creep after a
+                    # neighbour's requests, a few percent a refusal.
                     self.high = self.low * (1 + _JITTER)
+                    self.raised = True
             return
         if gap <= self.low * (1 - _JITTER):
             self.abandoned = True

@@ -450,11 +450,14 @@ class AdaptiveRateLimiter(_Pacer):
 
         The next request leaves :meth:`Spacing.next_spacing` after the last
         accepted one, whatever was refused in between, so a probe that is
-        refused costs one 429 and no time.
+        refused costs one 429 and no time. The spacing is kept to even where
+        it is longer than the floor's: cut to the floor, the next request
+        would be due at once after every 429, once that long had passed
+        since the last success, and one refusal would follow another.
         """
         self._last_sent = self._spacing.last_ok
         self._new_window()
-        self._set_rate(1.0 / self._spacing.next_spacing(), self._clock.now())
+        self._set_rate(1.0 / self._spacing.next_spacing(), self._clock.now(), floor=False)
 
     def _judge(self, share: float, elapsed: float, now: float) -> None:
         """Cut, grow, step back or hold, on a window's share of 429s."""
@@ -481,9 +484,9 @@ class AdaptiveRateLimiter(_Pacer):
             self._clean_windows = -1
             self._set_rate(grown_from, now)
 
-    def _set_rate(self, rate: float, now: float) -> None:
+    def _set_rate(self, rate: float, now: float, *, floor: bool = True) -> None:
         self._grown_from = None  # only the window right after a step up may take it back
-        self._rate = max(self._min_rate, rate)
+        self._rate = max(self._min_rate, rate) if floor else rate
         self._changed_at = now
         self._held_back = False
         self._changed()

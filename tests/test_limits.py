@@ -394,9 +394,9 @@ LONE_ANSWERS = [(0.0, True), (4.0, False), (6.0, True), (10.0, False), (12.0, Tr
 LONE_ANSWERS += [(16.0, False), (18.0, True)]
 
 
-def after_lone_answers(clock: FakeClock) -> AdaptiveRateLimiter:
+def after_lone_answers(clock: FakeClock, min_rate: float = 0.15) -> AdaptiveRateLimiter:
     """A limiter that has seen :data:`LONE_ANSWERS`: a spacing between 4 and 6 s."""
-    limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
+    limiter = AdaptiveRateLimiter(initial_rate=0.5, min_rate=min_rate, clock=clock)
     for sent, ok in LONE_ANSWERS:
         clock.t = sent + 0.05
         answer(limiter, clock, sent, ok=ok)
@@ -432,6 +432,42 @@ def test_a_spacing_the_account_does_not_keep_is_given_up_after_its_test(
     assert limiter.spacing is None
     assert spacings[-1] == pytest.approx(spacings[-2] / 2)
     assert len(spacings) < 20
+
+
+def test_refusals_past_the_top_raise_it_once_and_then_give_the_spacing_up(
+    clock: FakeClock,
+) -> None:
+    # Two shards can answer like a lone client for a while. Then the other's
+    # requests take the tokens: requests sent at the top are refused. The
+    # first may be the network's jitter, and raises the top by 3%; a second
+    # gives the spacing up. Raised each time, the top crept up 3% a refusal
+    # and requests left a fifth of a second apart, each refused.
+    limiter = after_lone_answers(clock)
+    sent = 18.0 + 6.0
+    clock.t = sent + 0.05
+    answer(limiter, clock, sent, ok=False)
+    assert limiter.spacing == pytest.approx(6.0 * 1.03)
+    sent = 18.0 + 6.0 * 1.03
+    clock.t = sent + 0.05
+    answer(limiter, clock, sent, ok=False)
+    assert limiter.spacing is None
+
+
+def test_a_spacing_longer_than_the_floor_is_kept_to() -> None:
+    # A floor of one request every 4 s, and a spacing of about 6 s. Cut to
+    # the floor, the next request would be due 4 s after the last success:
+    # at once, after every 429 that comes later than that, one after
+    # another. Each request goes one spacing after the last success.
+    async def main() -> list[tuple[float, bool]]:
+        limiter = AdaptiveRateLimiter(initial_rate=0.5, min_rate=0.25, clock=LoopClock())
+        return await lone_client_on_a_spacing(limiter, 6.0, 40)
+
+    answers = run_virtual(main())
+    # After the start, a refused probe is followed by a request at the top,
+    # which is accepted (cut to the floor: 28 s in, 40 refusals in 2 s).
+    late = [ok for sent, ok in answers if sent > 10.0]
+    assert not any(not a and not b for a, b in itertools.pairwise(late))
+    assert answers[-1][0] > 180.0  # 40 requests, about one a spacing
 
 
 def test_a_retry_after_bounds_the_spacing_from_above(clock: FakeClock) -> None:
