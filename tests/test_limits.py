@@ -394,9 +394,9 @@ LONE_ANSWERS = [(0.0, True), (4.0, False), (6.0, True), (10.0, False), (12.0, Tr
 LONE_ANSWERS += [(16.0, False), (18.0, True)]
 
 
-def after_lone_answers(clock: FakeClock, min_rate: float = 0.15) -> AdaptiveRateLimiter:
+def after_lone_answers(clock: FakeClock) -> AdaptiveRateLimiter:
     """A limiter that has seen :data:`LONE_ANSWERS`: a spacing between 4 and 6 s."""
-    limiter = AdaptiveRateLimiter(initial_rate=0.5, min_rate=min_rate, clock=clock)
+    limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
     for sent, ok in LONE_ANSWERS:
         clock.t = sent + 0.05
         answer(limiter, clock, sent, ok=ok)

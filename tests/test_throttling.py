@@ -13,7 +13,7 @@ import statistics
 from typing import ClassVar
 
 import pytest
-from simulated import Account, LoopClock, bulk_job, run_virtual
+from simulated import Account, LoopClock, Run, bulk_job, run_virtual
 
 from fwprep import AdaptiveRateLimiter, FireworksClient, Request, Response, RetryPolicy
 
@@ -87,16 +87,16 @@ def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(
     assert statistics.mean(run.late_429_share for run in runs) < 0.10
 
 
-@pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
-def test_shards_of_unequal_size_finish_near_the_ideal(retry_after: bool) -> None:
-    # Eight shards split by hash, as `--shard k/8` splits 600 items (59 to 89
-    # each over these ten splits), started together: the largest finish last,
-    # and must take up the room the others leave. On loopback (no jitter).
-    runs = [
+def shards_split_by_hash(rpm: int, items: int, retry_after: bool) -> list[Run]:
+    """Eight shards split as `--shard k/8` splits them, started together, on loopback.
+
+    Ten timings, each with its own split (the model names change with the seed).
+    """
+    return [
         run_virtual(
             bulk_job(
-                Account(rpm=1200, retry_after=retry_after, jitter=0.0, seed=seed),
-                items=600,
+                Account(rpm=rpm, retry_after=retry_after, jitter=0.0, seed=seed),
+                items=items,
                 clients=8,
                 stagger=0.03,
                 by_hash=True,
@@ -104,6 +104,14 @@ def test_shards_of_unequal_size_finish_near_the_ideal(retry_after: bool) -> None
         )
         for seed in range(1, 11)
     ]
+
+
+@pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
+def test_shards_of_unequal_size_finish_near_the_ideal(retry_after: bool) -> None:
+    # Eight shards split by hash, as `--shard k/8` splits 600 items (59 to 89
+    # each over these ten splits), started together: the largest finish last,
+    # and must take up the room the others leave. On loopback (no jitter).
+    runs = shards_split_by_hash(rpm=1200, items=600, retry_after=retry_after)
     assert all(run.failed == 0 for run in runs)
     # 1.06x/1.08x on average, at most 1.17x (growing 1.5x a window at most,
     # 1.11x without Retry-After, and up to 1.21x).
@@ -119,18 +127,7 @@ def test_the_last_shard_of_a_thin_account_keeps_near_its_pace() -> None:
     # (0 to 8 items each): the crowd gives up on finding a spacing, and the
     # shard left last goes at the floor. At 7.5 requests a minute that took
     # 1.22x on average over these timings, up to 1.29x; at 9, 1.11x and 1.17x.
-    runs = [
-        run_virtual(
-            bulk_job(
-                Account(rpm=10, jitter=0.0, seed=seed),
-                items=20,
-                clients=8,
-                stagger=0.03,
-                by_hash=True,
-            )
-        )
-        for seed in range(1, 11)
-    ]
+    runs = shards_split_by_hash(rpm=10, items=20, retry_after=False)
     assert all(run.failed == 0 for run in runs)
     assert statistics.mean(run.ratio for run in runs) <= 1.15
     assert max(run.ratio for run in runs) <= 1.20
