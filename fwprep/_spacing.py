@@ -87,13 +87,14 @@ class Spacing:
                     named = retry_at - self.last_ok  # the spacing the header names
                     self.high = min(self.high, named)
                     self.low = max(self.low, named - _RETRY_AFTER_GRAIN)
-                if self.low >= self.high * (1 + _JITTER) or (self.low >= self.high and self.raised):
-                    self.abandoned = True
-                elif self.low >= self.high:
-                    # Once: raised again and again, the top would creep after a
-                    # neighbour's requests, a few percent a refusal.
-                    self.high = self.low * (1 + _JITTER)
-                    self.raised = True
+                if self.low >= self.high:  # refused at or past the top
+                    if self.raised or self.low >= self.high * (1 + _JITTER):
+                        self.abandoned = True
+                    else:
+                        # Once: raised again and again, the top would creep after
+                        # a neighbour's requests, a few percent a refusal.
+                        self.high = self.low * (1 + _JITTER)
+                        self.raised = True
             return
         if gap <= self.low * (1 - _JITTER):
             self.abandoned = True

@@ -311,7 +311,7 @@ def test_growth_is_at_most_one_and_a_half_times_a_second_over_two(clock: FakeClo
         limiter._sent(waited=True)
         window(limiter, clock, oks=10, throttles=0, span=span)
         rates.append(limiter.rate)
-    steps = [after / before for before, after in zip([2.0, *rates], rates, strict=False)]
+    steps = [after / before for before, after in itertools.pairwise([2.0, *rates])]
     assert steps == pytest.approx([1.1**2, 1.2**2, 1.4**2, 2.25, 2.25])
 
 
