@@ -35,7 +35,7 @@ class Spacing:
     or past the top is refused (the top is raised by the jitter once). A
     429's ``Retry-After`` narrows the bracket from both sides: the time it
     names is one the server accepts, and, counted in whole seconds rounded
-    up, less than a second late.
+    up from when the server answered, less than a second late.
 
     The bracket is narrowed from above: the next request goes a small step
     (2.5%) under the shortest spacing accepted so far, and each step that is
@@ -65,12 +65,23 @@ class Spacing:
         self.step = _STEP  # how far (relative) under :attr:`high` the next request goes
         self.raised = False  # a refusal at the top has raised it by the jitter
 
-    def answer(self, sent_at: float, *, throttled: bool, retry_at: float | None = None) -> None:
+    def answer(
+        self,
+        sent_at: float,
+        *,
+        throttled: bool,
+        retry_after: float | None = None,
+        answered_at: float | None = None,
+    ) -> None:
         """Fold in one answer, for a request sent at ``sent_at``.
 
-        ``retry_at``: when a 429's ``Retry-After`` says a request will be
-        accepted again, a bound on the spacing from above, and, less a
-        second (the header's grain), from below.
+        ``retry_after``: a 429's ``Retry-After``, in seconds, that came with
+        the answer at ``answered_at``. Counted from the answer, it names a
+        time the server accepts: a bound on the spacing from above. Counted
+        from when the request left, less a second (the header's grain), it
+        names one the server still refuses: a bound from below. (Counted
+        from the answer, that bound would be a round trip too long: at one
+        request a second, longer than the spacing itself.)
         """
         if sent_at <= self.last_ok:
             return  # overtaken by a later request's answer
@@ -83,10 +94,11 @@ class Spacing:
                 self.refused += 1
                 self.step = _STEP
                 self.low = max(self.low, gap)
-                if retry_at is not None:
-                    named = retry_at - self.last_ok  # the spacing the header names
-                    self.high = min(self.high, named)
-                    self.low = max(self.low, named - _RETRY_AFTER_GRAIN)
+                if retry_after is not None:
+                    answered = sent_at if answered_at is None else answered_at
+                    self.high = min(self.high, answered + retry_after - self.last_ok)
+                    earliest = sent_at + retry_after - _RETRY_AFTER_GRAIN
+                    self.low = max(self.low, earliest - self.last_ok)
                 if self.low >= self.high:  # refused at or past the top
                     if self.raised or self.low >= self.high * (1 + _JITTER):
                         self.abandoned = True

@@ -231,7 +231,7 @@ class AdaptiveRateLimiter(_Pacer):
       refused (one 429, and no time lost): see :attr:`spacing`. A 429's
       ``Retry-After`` narrows the bracket from both sides (the time it
       names, less the last acceptance, is a spacing that works, and at most
-      a second too long). Answers that no spacing explains (other clients
+      a second and a round trip too long). Answers that no spacing explains (other clients
       on the account) leave the rate to the windows above.
     - **In flight follows the rate.** Requests are paced one after another,
       so at 10 requests a minute there is about one in flight whatever the
@@ -310,7 +310,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._streak = 0
         self._streak_start: float | None = None
         self._spacing = Spacing()
-        self._retry_at: float | None = None
+        self._retry: tuple[float, float] | None = None  # a Retry-After and when it came
         self._stretch = 1.0
         self._slot_point = 0.5  # where in its slot the last request left, 0 to 1
         self._random = rng or random.Random()
@@ -336,8 +336,8 @@ class AdaptiveRateLimiter(_Pacer):
         (other clients drawing on the budget): then windows of answers steer
         the rate. A ``Retry-After`` bounds the spacing from above (the time
         it names, less the last acceptance, is one the server will accept)
-        and from below (that, less the second a whole-seconds header may
-        have rounded up).
+        and from below (the same wait counted from when the refused request
+        left, less the second a whole-seconds header may have rounded up).
         """
         return self._spacing.next_spacing() if self._spacing.known else None
 
@@ -369,8 +369,9 @@ class AdaptiveRateLimiter(_Pacer):
         self._record(sent_at, throttled=True)
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
-        retry_at, self._retry_at = self._retry_at, None
-        self._spacing.answer(sent_at, throttled=throttled, retry_at=retry_at)
+        retry, self._retry = self._retry, None
+        after, answered = retry if retry is not None else (None, None)
+        self._spacing.answer(sent_at, throttled=throttled, retry_after=after, answered_at=answered)
         if not self._starting and self._spacing.known:
             self._steer_by_spacing()
             return
@@ -439,10 +440,10 @@ class AdaptiveRateLimiter(_Pacer):
     def pause(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (a server's ``Retry-After``); see :meth:`_Pacer.pause`.
 
-        The time it names also bounds a slow account's spacing from above
-        (see :attr:`spacing`), with the 429 that :meth:`on_throttle` records next.
+        The time it names also bounds a slow account's spacing (see
+        :attr:`spacing`), with the 429 that :meth:`on_throttle` records next.
         """
-        self._retry_at = self._clock.now() + seconds
+        self._retry = (seconds, self._clock.now())
         super().pause(seconds)
 
     def _steer_by_spacing(self) -> None:

@@ -483,15 +483,19 @@ def test_a_retry_after_bounds_the_spacing_from_above(clock: FakeClock) -> None:
 
 def test_a_whole_seconds_retry_after_bounds_the_spacing_from_below(clock: FakeClock) -> None:
     limiter = after_lone_answers(clock)  # a spacing between 4 and 6 s
-    # Refused half a second after the last accepted request, with
-    # "Retry-After: 5": back 5.55 s after it, and, the header being whole
-    # seconds rounded up, not before 4.55 s.
+    # Refused half a second after the last accepted request, its answer
+    # back 0.05 s later with "Retry-After: 5": come back 5.55 s after the
+    # accepted request, and, the header being whole seconds rounded up, not
+    # before 4.5 s. The lower bound counts from when the request left: the
+    # server's wait began between that and the answer. (Counted from the
+    # answer, 4.55 s: at one request a second, a round trip of 0.05 s made
+    # the bound longer than the spacing, and every request left late.)
     clock.t = 18.55
     limiter.pause(5.0)
     answer(limiter, clock, 18.5, ok=False)
     assert limiter.spacing == pytest.approx(5.55 * 0.975)
     # Each accepted step down doubles the next, but never past the middle
-    # of the bracket: the middle of 4.55 s and 5.55 s, not of 4 s and 6 s.
+    # of the bracket: the middle of 4.5 s and 5.55 s, not of 4 s and 6 s.
     sent = 18.0
     for _ in range(2):
         sent += limiter.spacing or 0.0
@@ -500,7 +504,7 @@ def test_a_whole_seconds_retry_after_bounds_the_spacing_from_below(clock: FakeCl
     # Accepted at 5.55 s less 2.5%, then less 5%: the next step would be
     # 10%, past the middle.
     high = 5.55 * 0.975 * 0.95
-    assert limiter.spacing == pytest.approx((4.55 + high) / 2)
+    assert limiter.spacing == pytest.approx((4.5 + high) / 2)
 
 
 def test_a_spacing_never_sends_during_a_pause() -> None:

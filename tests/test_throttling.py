@@ -49,6 +49,24 @@ def test_one_process_finds_the_limit_and_keeps_under_it(rpm: int, retry_after: b
     assert run.late_429_share < 0.07
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_one_process_at_a_request_a_second_keeps_to_the_spacing_retry_after_names(
+    seed: int,
+) -> None:
+    # 60 a minute, a bucket one token deep, and 429s with whole-second
+    # Retry-After: each names a wait of 1 s whatever it was (a few
+    # hundredths, when a request went a little early). Less its grain of a
+    # second, counted from the answer rather than from the request, it put
+    # the spacing's lower bound a round trip past the real 1 s: accepted
+    # requests left 1.07 s apart in two of these three timings.
+    account = Account(rpm=60, retry_after=True, seed=seed)
+    run = run_virtual(bulk_job(account, items=120))
+    assert (run.failed, run.ok) == (0, 120)
+    accepted = [t for t, status in account.log if status == 200 and t > 20.0]
+    gaps = [b - a for a, b in itertools.pairwise(accepted)]
+    assert statistics.median(gaps) <= 1.03
+
+
 @pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
 @pytest.mark.parametrize("clients", [4, 8])
 def test_a_crowded_account_fails_nothing(clients: int, retry_after: bool) -> None:
