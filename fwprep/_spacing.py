@@ -18,6 +18,7 @@ _RETRY_AFTER_GRAIN = 1.0  # Retry-After counts whole seconds, rounded up
 _FIRST_CHECK = 5  # accepted requests at a newly settled spacing before it is put to the test
 _RECHECK = 30  # accepted requests at a settled spacing before it is put to the test again
 _JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
+_AFRESH = 15.0  # seconds after a spacing is given up that one is looked for afresh
 
 
 class Spacing:
@@ -31,8 +32,10 @@ class Spacing:
     the one before (:attr:`high`). While the two agree, ``T`` lies between
     them. Once they disagree by more than the network's jitter (other
     clients draw on the budget too, or the limit has another shape), the
-    spacing is given up for good, and so it is when a second request at
-    or past the top is refused (the top is raised by the jitter once). A
+    spacing is given up, and so it is when a second request at or past
+    the top is refused (the top is raised by the jitter once). It is
+    looked for afresh 15 s later: the clients whose requests broke it may
+    be done, as a shard's neighbours are near the end of a job. A
     429's ``Retry-After`` narrows the bracket from both sides: the time it
     names is one the server accepts, and, counted in whole seconds rounded
     up from when the server answered, less than a second late.
@@ -54,6 +57,10 @@ class Spacing:
     """
 
     def __init__(self) -> None:
+        self._afresh()
+
+    def _afresh(self) -> None:
+        """Forget every answer: nothing is known of a spacing."""
         self.low = 0.0
         self.high = math.inf
         self.last_ok = -math.inf
@@ -64,6 +71,7 @@ class Spacing:
         self.refused = self.accepted = 0  # answers that moved a bound
         self.step = _STEP  # how far (relative) under :attr:`high` the next request goes
         self.raised = False  # a refusal at the top has raised it by the jitter
+        self.abandoned_at = math.inf  # when the request whose answer gave it up left
 
     def answer(
         self,
@@ -83,6 +91,8 @@ class Spacing:
         from the answer, that bound would be a round trip too long: at one
         request a second, longer than the spacing itself.)
         """
+        if self.abandoned and sent_at - self.abandoned_at >= _AFRESH:
+            self._afresh()
         if sent_at <= self.last_ok:
             return  # overtaken by a later request's answer
         gap = sent_at - self.last_ok
@@ -101,7 +111,7 @@ class Spacing:
                     self.low = max(self.low, earliest - self.last_ok)
                 if self.low >= self.high:  # refused at or past the top
                     if self.raised or self.low >= self.high * (1 + _JITTER):
-                        self.abandoned = True
+                        self._give_up(sent_at)
                     else:
                         # Once: raised again and again, the top would creep after
                         # a neighbour's requests, a few percent a refusal.
@@ -109,7 +119,7 @@ class Spacing:
                         self.raised = True
             return
         if gap <= self.low * (1 - _JITTER):
-            self.abandoned = True
+            self._give_up(sent_at)
         elif gap <= self.low:
             self.low = gap * (1 - _JITTER)
         if gap < self.high and self.accepted:
@@ -121,6 +131,10 @@ class Spacing:
         if self.settled >= (_RECHECK if self.verified else _FIRST_CHECK):
             self.checking = True  # a success at half the spacing breaks the bracket above
             self.settled = 0
+
+    def _give_up(self, sent_at: float) -> None:
+        if not self.abandoned:
+            self.abandoned, self.abandoned_at = True, sent_at
 
     @property
     def known(self) -> bool:

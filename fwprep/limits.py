@@ -231,8 +231,12 @@ class AdaptiveRateLimiter(_Pacer):
       refused (one 429, and no time lost): see :attr:`spacing`. A 429's
       ``Retry-After`` narrows the bracket from both sides (the time it
       names, less the last acceptance, is a spacing that works, and at most
-      a second and a round trip too long). Answers that no spacing explains (other clients
-      on the account) leave the rate to the windows above.
+      a second and a round trip too long). Answers that no spacing explains
+      (other clients on the account) leave the rate to the windows above,
+      for 15 s at a time: then a spacing is looked for afresh, and the
+      last shard of a thin account, its neighbours done, keeps its pace
+      exactly again (at random points of its slots, some of its requests
+      left early and were refused, others late).
     - **In flight follows the rate.** Requests are paced one after another,
       so at 10 requests a minute there is about one in flight whatever the
       client's concurrency. Each request leaves at a random point of its own
@@ -243,7 +247,8 @@ class AdaptiveRateLimiter(_Pacer):
       neighbour's requests find the bucket empty (on loopback, the large
       share saw 5%-7% 429s and the small ones 30%-40%, and the others
       waited for it to finish). A lone client's slow pace stays exact until
-      answers show other clients, so that it can find its spacing.
+      answers show other clients, so that it can find its spacing, and is
+      exact again 15 s later, until answers show them again.
 
     With several processes on one account each finds a share: they all see
     the account's 429s and cut to what each was accepted. The shares are not
@@ -332,12 +337,14 @@ class AdaptiveRateLimiter(_Pacer):
         limiter sends each request that long after the last accepted one,
         narrowing the bracket from above until a step is refused, and
         ``spacing`` is the seconds it keeps to. It is ``None`` while the
-        answers show no such spacing, and for good once they contradict one
-        (other clients drawing on the budget): then windows of answers steer
-        the rate. A ``Retry-After`` bounds the spacing from above (the time
-        it names, less the last acceptance, is one the server will accept)
-        and from below (the same wait counted from when the refused request
-        left, less the second a whole-seconds header may have rounded up).
+        answers show no such spacing, and once they contradict one (other
+        clients drawing on the budget): then windows of answers steer the
+        rate, and 15 s later a spacing is looked for afresh (the other
+        clients may be done). A ``Retry-After`` bounds the spacing from
+        above (the time it names, less the last acceptance, is one the
+        server will accept) and from below (the same wait counted from when
+        the refused request left, less the second a whole-seconds header may
+        have rounded up).
         """
         return self._spacing.next_spacing() if self._spacing.known else None
 

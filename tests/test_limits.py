@@ -416,6 +416,28 @@ def test_answers_no_spacing_explains_leave_the_rate_to_windows(clock: FakeClock)
     assert limiter.spacing is None
 
 
+def test_a_spacing_given_up_is_looked_for_afresh_15_s_later(clock: FakeClock) -> None:
+    # Another client's requests break the spacing (a shard's neighbours)...
+    limiter = after_lone_answers(clock)
+    clock.t = 19.05
+    answer(limiter, clock, 19.0, ok=True)
+    assert limiter.spacing is None
+
+    def lone_answers_from(start: float) -> None:
+        for sent, ok in LONE_ANSWERS:
+            clock.t = start + sent + 0.05
+            answer(limiter, clock, start + sent, ok=ok)
+
+    # ...and answers like a lone client's, sent within 15 s of that, are not
+    # looked at: the neighbours are still there, and their traffic can look
+    # like a spacing for a while.
+    lone_answers_from(19.5)  # 19.5 s to 37.5 s: those from 34 s on are too few
+    assert limiter.spacing is None
+    # Its neighbours done, the last shard's answers bracket its spacing again.
+    lone_answers_from(44.0)
+    assert limiter.spacing == pytest.approx(6.0 * 0.975)
+
+
 def test_a_spacing_the_account_does_not_keep_is_given_up_after_its_test(
     clock: FakeClock,
 ) -> None:

@@ -105,8 +105,8 @@ def test_a_crowded_account_stays_near_the_ideal_whatever_the_timing(
     assert statistics.mean(run.late_429_share for run in runs) < 0.10
 
 
-def shards_split_by_hash(rpm: int, items: int, retry_after: bool) -> list[Run]:
-    """Eight shards split as `--shard k/8` splits them, started together, on loopback.
+def shards_split_by_hash(rpm: int, items: int, retry_after: bool, shards: int = 8) -> list[Run]:
+    """Shards split as `--shard k/N` splits them, started together, on loopback.
 
     Ten timings, each with its own split (the model names change with the seed).
     """
@@ -115,7 +115,7 @@ def shards_split_by_hash(rpm: int, items: int, retry_after: bool) -> list[Run]:
             bulk_job(
                 Account(rpm=rpm, retry_after=retry_after, jitter=0.0, seed=seed),
                 items=items,
-                clients=8,
+                clients=shards,
                 stagger=0.03,
                 by_hash=True,
             )
@@ -140,15 +140,23 @@ def test_shards_of_unequal_size_finish_near_the_ideal(retry_after: bool) -> None
     assert statistics.mean(run.late_429_share for run in runs) < 0.11
 
 
-def test_the_last_shard_of_a_thin_account_keeps_near_its_pace() -> None:
-    # Eight shards of 20 items on a 10 requests/minute account, split by hash
-    # (0 to 8 items each): the crowd gives up on finding a spacing, and the
-    # shard left last goes at the floor. At 7.5 requests a minute that took
-    # 1.22x on average over these timings, up to 1.29x; at 9, 1.11x and 1.17x.
-    runs = shards_split_by_hash(rpm=10, items=20, retry_after=False)
+@pytest.mark.parametrize(("shards", "mean", "worst"), [(4, 1.15, 1.25), (8, 1.10, 1.20)])
+def test_the_last_shard_of_a_thin_account_keeps_near_its_pace(
+    shards: int, mean: float, worst: float
+) -> None:
+    # 20 items on a 10 requests/minute account, split by hash (1 to 11 items
+    # a shard of 4, 0 to 8 of 8): the crowd gives up on finding a spacing,
+    # and 15 s later looks for one afresh, keeping a slow pace exactly while
+    # it does, so the shard left last, its neighbours done, keeps its pace
+    # (the floor's 6.7 s is accepted). Given up for good, its requests left
+    # at random points of their slots, some early and refused, others late:
+    # 4 shards took 1.22x on average over these timings, up to 1.35x; 8
+    # took 1.11x, up to 1.17x (1.12x and 1.20x, 1.09x and 1.16x now). At a
+    # floor of 7.5 requests a minute, 8 shards took 1.22x.
+    runs = shards_split_by_hash(rpm=10, items=20, retry_after=False, shards=shards)
     assert all(run.failed == 0 for run in runs)
-    assert statistics.mean(run.ratio for run in runs) <= 1.15
-    assert max(run.ratio for run in runs) <= 1.20
+    assert statistics.mean(run.ratio for run in runs) <= mean
+    assert max(run.ratio for run in runs) <= worst
 
 
 def test_on_loopback_the_process_paced_near_the_limit_does_not_keep_the_account() -> None:
