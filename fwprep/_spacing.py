@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["SLOW", "Spacing"]
+__all__ = ["SLOW", "Spacing", "is_slow"]
 
 SLOW = 1.0  # seconds between requests from which a slow account's spacing is steered by
 _TIGHT = 0.03  # a spacing bracket this narrow (relative) is not probed further
@@ -19,6 +19,19 @@ _FIRST_CHECK = 5  # accepted requests at a newly settled spacing before it is pu
 _RECHECK = 30  # accepted requests at a settled spacing before it is put to the test again
 _JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
 _AFRESH = 15.0  # seconds after a spacing is given up that one is looked for afresh
+
+
+def is_slow(interval: float) -> bool:
+    """Whether requests ``interval`` seconds apart are a slow pace: one a second or slower.
+
+    Give or take the network's jitter: at a limit of 60 requests a minute
+    the spacing is 1 s, and one request accepted a few milliseconds sooner
+    (the one before it was late on the wire) must not turn the pace into a
+    fast one. Windows of answers would then steer it, each request at a
+    random point of its slot, and a bucket one token deep refuses about a
+    third of them.
+    """
+    return interval >= SLOW * (1 - _JITTER)
 
 
 class Spacing:
@@ -138,7 +151,7 @@ class Spacing:
 
     @property
     def known(self) -> bool:
-        """Whether the bracket holds on three answers or more each side, a second or more wide.
+        """Whether the bracket holds on three answers or more each side, at a second or more.
 
         Two of each are not enough: shards of one account, each cut under one
         request a second, can answer like a lone client for a while, and one
@@ -148,7 +161,7 @@ class Spacing:
             not self.abandoned
             and min(self.refused, self.accepted) >= 3
             and 0.0 < self.low < self.high < math.inf
-            and self.high >= SLOW
+            and is_slow(self.high)
         )
 
     def next_spacing(self) -> float:

@@ -22,7 +22,7 @@ from collections import deque
 from typing import Protocol
 
 from fwprep._clock import SYSTEM_CLOCK, Clock
-from fwprep._spacing import SLOW, Spacing
+from fwprep._spacing import Spacing, is_slow
 from fwprep.errors import InputError
 
 __all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
@@ -360,7 +360,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._stretch, self._slot_point = 1 + point - self._slot_point, point
 
     def _interval(self) -> float:
-        if self._spacing.known or (1.0 / self._rate >= SLOW and not self._spacing.abandoned):
+        if self._spacing.known or (is_slow(1.0 / self._rate) and not self._spacing.abandoned):
             # A spacing is kept to exactly, and so is a slow pace until answers
             # show other clients: a lone slow client's answers must bracket it.
             return 1.0 / self._rate
