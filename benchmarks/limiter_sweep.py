@@ -44,7 +44,7 @@ from fwprep import limits
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 simulated = importlib.import_module("simulated")
 
-CELLS = {10: 20, 60: 60, 300: 200, 1200: 600, 6000: 3000}  # requests/minute: items
+CELLS = {10: 20, 60: 60, 90: 90, 300: 200, 1200: 600, 6000: 3000}  # requests/minute: items
 CLIENTS = (1, 4, 8)
 
 
