@@ -56,15 +56,18 @@ class Spacing:
     The bracket is narrowed from above: the next request goes a small step
     (2.5%) under the shortest spacing accepted so far, and each step that is
     accepted doubles the next one (never past the middle of the bracket).
-    A refused step costs one 429 and no time, and ends the narrowing once
+    A refused step costs one 429 and no time (unless the 429's
+    ``Retry-After``, in whole seconds, pauses the client past the
+    spacing: at a spacing of a second or two), and ends the narrowing once
     the bracket is within 3%. Halving the bracket instead costs a 429 for
     every probe under ``T``: when ``T`` lies near the top of the bracket,
     as often as not, that is every probe.
 
     A spacing that has settled is put to the test now and then (after 5
     accepted requests, then every 30): one request goes at half of it. A
-    real spacing refuses it (one 429, and no time lost: the next request
-    still goes one spacing after the last success); an account that accepts
+    real spacing refuses it (one 429, and, but for such a pause, no time
+    lost: the next request still goes one spacing after the last
+    success); an account that accepts
     it has no such spacing (the bracket came from other clients' traffic,
     or the limit grew), and the spacing is given up.
     """

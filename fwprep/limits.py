@@ -224,11 +224,13 @@ class AdaptiveRateLimiter(_Pacer):
       one left running long after its neighbours finished.
     - **Slow accounts: the spacing.** A 10 requests/minute account refuses
       a request sent too soon after the last one it accepted, and windows of
-      a few answers a minute learn that too slowly. Below one request a
-      second, once its answers bracket such a spacing, the limiter sends
+      a few answers a minute learn that too slowly. At one request a
+      second or slower (give or take the network's jitter), once its
+      answers bracket such a spacing, the limiter sends
       each request that long after the last accepted one and narrows the
       bracket from above, a step shorter each time, until a step is
-      refused (one 429, and no time lost): see :attr:`spacing`. A 429's
+      refused (one 429, and no time lost but a whole-second
+      ``Retry-After``'s pause past the spacing): see :attr:`spacing`. A 429's
       ``Retry-After`` narrows the bracket from both sides (the time it
       names, less the last acceptance, is a spacing that works, and at most
       a second and a round trip too long). Answers that no spacing explains
@@ -457,8 +459,9 @@ class AdaptiveRateLimiter(_Pacer):
         """A slow pace whose spacing shows: send each request one spacing after the last success.
 
         The next request leaves :meth:`Spacing.next_spacing` after the last
-        accepted one, whatever was refused in between, so a probe that is
-        refused costs one 429 and no time. The spacing is kept to even where
+        accepted one, whatever was refused in between (and never during a
+        pause), so a probe that is refused costs one 429 and, but for a
+        ``Retry-After`` that pauses past the spacing, no time. The spacing is kept to even where
         it is longer than the floor's: cut to the floor, the next request
         would be due at once after every 429, once that long had passed
         since the last success, and one refusal would follow another.
