@@ -317,7 +317,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._streak = 0
         self._streak_start: float | None = None
         self._spacing = Spacing()
-        self._retry: tuple[float, float] | None = None  # a Retry-After and when it came
+        self._retry_after: float | None = None  # the Retry-After of the 429 recorded next
         self._stretch = 1.0
         self._slot_point = 0.5  # where in its slot the last request left, 0 to 1
         self._random = rng or random.Random()
@@ -378,15 +378,14 @@ class AdaptiveRateLimiter(_Pacer):
         self._record(sent_at, throttled=True)
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
-        retry, self._retry = self._retry, None
-        after, answered = retry if retry is not None else (None, None)
-        self._spacing.answer(sent_at, throttled=throttled, retry_after=after, answered_at=answered)
+        now = self._clock.now()
+        retry_after, self._retry_after = self._retry_after, None
+        self._spacing.answer(sent_at, throttled=throttled, retry_after=retry_after, answered_at=now)
         if not self._starting and self._spacing.known:
             self._steer_by_spacing()
             return
         if sent_at < self._changed_at:
             return  # sent under the previous rate: already judged
-        now = self._clock.now()
         if self._starting:
             self._start(throttled=throttled, now=now)
             return
@@ -450,9 +449,10 @@ class AdaptiveRateLimiter(_Pacer):
         """Send nothing for ``seconds`` (a server's ``Retry-After``); see :meth:`_Pacer.pause`.
 
         The time it names also bounds a slow account's spacing (see
-        :attr:`spacing`), with the 429 that :meth:`on_throttle` records next.
+        :attr:`spacing`), with the 429 that :meth:`on_throttle` records next,
+        right after (the wait counts from then).
         """
-        self._retry = (seconds, self._clock.now())
+        self._retry_after = seconds
         super().pause(seconds)
 
     def _steer_by_spacing(self) -> None:
@@ -461,10 +461,11 @@ class AdaptiveRateLimiter(_Pacer):
         The next request leaves :meth:`Spacing.next_spacing` after the last
         accepted one, whatever was refused in between (and never during a
         pause), so a probe that is refused costs one 429 and, but for a
-        ``Retry-After`` that pauses past the spacing, no time. The spacing is kept to even where
-        it is longer than the floor's: cut to the floor, the next request
-        would be due at once after every 429, once that long had passed
-        since the last success, and one refusal would follow another.
+        ``Retry-After`` that pauses past the spacing, no time. The spacing
+        is kept to even where it is longer than the floor's: cut to the
+        floor, the next request would be due at once after every 429, once
+        that long had passed since the last success, and one refusal would
+        follow another.
         """
         self._last_sent = self._spacing.last_ok
         self._new_window()
