@@ -19,6 +19,10 @@ _FIRST_CHECK = 5  # accepted requests at a newly settled spacing before it is pu
 _RECHECK = 30  # accepted requests at a settled spacing before it is put to the test again
 _JITTER = 0.03  # how far (relative) an answer may cross a spacing bound by the network's jitter
 _AFRESH = 15.0  # seconds after a spacing is given up that one is looked for afresh
+# A refusal this close under the bracket's top (relative) is one at the top: narrowing
+# steps go 2.5% under it or more, so it was sent at the top, which an answer's jitter
+# had set a hair short of the spacing (refused there again and again, unraised).
+_AT_TOP = 0.005
 
 
 def is_slow(interval: float) -> bool:
@@ -125,7 +129,8 @@ class Spacing:
                     self.high = min(self.high, answered + retry_after - self.last_ok)
                     earliest = sent_at + retry_after - _RETRY_AFTER_GRAIN
                     self.low = max(self.low, earliest - self.last_ok)
-                if self.low >= self.high:  # refused at or past the top
+                # At or past the top (_AT_TOP: a hair under it is at it).
+                if self.low >= self.high * (1 - _AT_TOP):
                     if self.raised or self.low >= self.high * (1 + _JITTER):
                         self._give_up(sent_at)
                     else:

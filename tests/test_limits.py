@@ -561,3 +561,28 @@ def test_each_adaptive_request_leaves_at_a_random_point_of_its_own_slot() -> Non
     assert max(gaps) > 0.18
     assert statistics.pstdev(gaps) > 0.03
     assert statistics.correlation(gaps[:-1], gaps[1:]) < -0.3
+
+
+def test_a_refusal_a_hair_under_the_top_is_one_at_the_top(clock: FakeClock) -> None:
+    # A spacing of 6 s whose top was set by a request accepted a few
+    # milliseconds short of it (the one before it late on the wire): each
+    # request sent at the top arrives a hair too soon and is refused, and
+    # with Retry-After each such 429 pauses the client a whole second. A
+    # refusal within half a percent under the top (narrowing steps go 2.5%
+    # under it or more) is one at the top: it is raised once by the jitter...
+    limiter = AdaptiveRateLimiter(initial_rate=0.5, clock=clock)
+    answers = [(0.0, True), (5.9, False), (5.995, True), (11.8, False), (11.99, True)]
+    answers += [(17.8, False), (17.985, True)]
+    for sent, ok in answers:
+        clock.t = sent + 0.05
+        answer(limiter, clock, sent, ok=ok)
+    assert limiter.spacing == pytest.approx(5.995)
+    sent = 17.985 + 5.994
+    clock.t = sent + 0.05
+    answer(limiter, clock, sent, ok=False)
+    assert limiter.spacing == pytest.approx(5.994 * 1.03)
+    # ...and refused there too, the spacing is given up (other clients).
+    sent = 17.985 + 5.994 * 1.03 - 0.001
+    clock.t = sent + 0.05
+    answer(limiter, clock, sent, ok=False)
+    assert limiter.spacing is None
