@@ -74,9 +74,16 @@ class Spacing:
     success); an account that accepts
     it has no such spacing (the bracket came from other clients' traffic,
     or the limit grew), and the spacing is given up.
+
+    Args:
+        alone: the client expects no other on the account. Its bracket is
+            then its own answers', and the first test waits as long as the
+            later ones (30 accepted requests): it looks for a limit that
+            grew, which the 5th would find no sooner than the 30th.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, alone: bool = False) -> None:
+        self.alone = alone
         self._afresh()
 
     def _afresh(self) -> None:
@@ -148,14 +155,19 @@ class Spacing:
         self.high = min(self.high, gap)
         self.accepted += gap < math.inf
         self.last_ok = sent_at
-        self.settled = self.settled + 1 if self.high - self.low <= _TIGHT * self.high else 0
-        if self.settled >= (_RECHECK if self.verified else _FIRST_CHECK):
+        self.settled = self.settled + 1 if self.tight else 0
+        if self.settled >= (_RECHECK if self.verified or self.alone else _FIRST_CHECK):
             self.checking = True  # a success at half the spacing breaks the bracket above
             self.settled = 0
 
     def _give_up(self, sent_at: float) -> None:
         if not self.abandoned:
             self.abandoned, self.abandoned_at = True, sent_at
+
+    @property
+    def tight(self) -> bool:
+        """Whether the bracket is within 3%: it is not narrowed further."""
+        return self.high - self.low <= _TIGHT * self.high
 
     @property
     def known(self) -> bool:
@@ -176,6 +188,6 @@ class Spacing:
         """When to send the next request after the last success: a step under the top."""
         if self.checking:
             return self.high / 2
-        if self.high - self.low <= _TIGHT * self.high:
+        if self.tight:
             return self.high
         return max(self.high * (1 - self.step), (self.low + self.high) / 2)

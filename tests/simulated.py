@@ -183,7 +183,9 @@ async def bulk_job(
 
     Client ``k`` starts ``k * stagger`` seconds after the first, as processes
     launched together do when each takes its time to start. Each client has
-    its own ``limiter_type()`` (a limiter being tried can stand in). Items
+    its own ``limiter_type()`` (a limiter being tried can stand in), told
+    that the account is shared when there are several, as ``fwprep batch
+    --shard k/N`` tells it. Items
     are dealt out in turn, or with ``by_hash`` split as ``fwprep batch
     --shard k/N`` splits them, by the hash of each item's key: shards of
     unequal size, as real ones are (75 items each on average may be 68 to 82),
@@ -205,7 +207,8 @@ async def bulk_job(
         if "limiter" not in options and "max_rps" not in options:
             # The default limiter, its random stretch seeded: the run repeats exactly.
             rng = random.Random(account.seed * 1000 + k)
-            options["limiter"] = limiter_type(clock=LoopClock(), rng=rng)
+            shared = clients > 1  # as `--shard k/N` makes each shard's limiter
+            options["limiter"] = limiter_type(clock=LoopClock(), rng=rng, shared=shared)
         client = FireworksClient(
             "key", transport=account.transport(k), clock=LoopClock(), **options
         )
