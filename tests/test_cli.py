@@ -119,3 +119,41 @@ def test_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "exit codes:" in out
     assert "FIREWORKS_API_KEY" in out
+
+
+@pytest.mark.parametrize(
+    ("options", "shared"),
+    [
+        ([], False),
+        (["--shard", "1/1"], False),
+        (["--shard", "2/4"], True),
+        (["--shared"], True),
+    ],
+)
+def test_shards_and_shared_runs_tell_the_limiter_the_account_is_shared(
+    options: list[str], shared: bool
+) -> None:
+    from fwprep import AdaptiveRateLimiter
+    from fwprep.batch.admit import Shard
+    from fwprep.cli import build_parser
+    from fwprep.cli.batch import pace
+
+    args = build_parser().parse_args(["batch", "m.csv", *options])
+    rates = pace(args, Shard.parse(args.shard) if args.shard else None)
+    limiter = rates.get("limiter")
+    assert (isinstance(limiter, AdaptiveRateLimiter) and limiter.shared) == shared
+    assert "max_rps" not in rates
+
+
+def test_a_fixed_rate_is_one_share_and_takes_no_shared_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fwprep.batch.admit import Shard
+    from fwprep.cli import build_parser
+    from fwprep.cli.batch import pace
+
+    args = build_parser().parse_args(["batch", "m.csv", "--shard", "2/4", "--max-rpm", "300"])
+    assert pace(args, Shard.parse(args.shard)) == {"max_rps": 5.0}
+    code, _, err = run(capsys, "batch", "m.csv", "--max-rpm", "300", "--shared")
+    assert code == 2
+    assert "not allowed with argument" in err

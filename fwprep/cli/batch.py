@@ -44,6 +44,7 @@ from fwprep.cli._common import (
     show_duration,
 )
 from fwprep.client import DEFAULT_MAX_CONCURRENCY, DEFAULT_WAIT_TIMEOUT
+from fwprep.limits import AdaptiveRateLimiter
 
 _EPILOG = """manifests:
   CSV with a header (model, precision, read_mask), JSON Lines with the same keys,
@@ -163,6 +164,12 @@ def _add_pace(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="send at most N requests a minute, as Fireworks states its limits",
     )
+    rate.add_argument(
+        "--shared",
+        action="store_true",
+        help="other processes use the account's budget at the same time (other jobs); "
+        "--shard K/N with N > 1 implies it",
+    )
 
 
 def _spool_stdin(paths: list[str]) -> tuple[list[str], list[str]]:
@@ -268,13 +275,27 @@ def _options(args: argparse.Namespace, shard: Shard | None) -> BatchOptions:
     )
 
 
+def pace(args: argparse.Namespace, shard: Shard | None) -> dict[str, Any]:
+    """The client's rate options: a fixed rate, or the adaptive limiter, alone or shared.
+
+    Shards of one job (``--shard K/N``, N > 1) and ``--shared`` share the
+    account's budget with other processes: their limiter is told so (see
+    :class:`~fwprep.AdaptiveRateLimiter`'s ``shared``).
+    """
+    if args.max_rpm is not None:
+        return {"max_rps": args.max_rpm / 60.0}
+    if args.max_rps is not None:
+        return {"max_rps": args.max_rps}
+    if args.shared or (shard is not None and shard.count > 1):
+        return {"limiter": AdaptiveRateLimiter(shared=True)}
+    return {}
+
+
 async def _run(
     args: argparse.Namespace, paths: list[str], shard: Shard | None, report_path: Path
 ) -> int:
-    max_rps = args.max_rps if args.max_rpm is None else args.max_rpm / 60.0
-
     def connect() -> contextlib.AbstractAsyncContextManager[Any]:
-        return open_client(args, max_concurrency=args.concurrency, max_rps=max_rps)
+        return open_client(args, max_concurrency=args.concurrency, **pace(args, shard))
 
     async with open_batch(
         paths,
