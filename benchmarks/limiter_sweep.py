@@ -16,6 +16,10 @@ under a minute.
     python benchmarks/limiter_sweep.py --rpm 1200 --seeds 30   # one limit, more timings
     python benchmarks/limiter_sweep.py --limiter /tmp/limits.py  # the same cells, side by side
 
+Several processes are told they share the account, as `--shard k/N` tells
+them; `--unshared` runs them as if each were alone (jobs started side by
+side without `--shared`), to show what that costs.
+
 `--limiter` loads another copy of `fwprep/limits.py` (a change being tried),
 with the `_spacing.py` beside it if there is one (the slow account's
 spacing), and runs every cell with both, on the same timings. `--jitter 0`
@@ -81,6 +85,7 @@ def cell(
     seeds: int,
     jitter: float = 0.5,
     stagger: float = 0.03,
+    shared: bool | None = None,
 ) -> str:
     """One cell over ``seeds`` timings: mean/worst ratio, late 429 share, start 429s."""
     runs = [
@@ -92,6 +97,7 @@ def cell(
                 stagger=stagger if clients > 1 else 0.0,
                 limiter_type=limiter,
                 by_hash=True,
+                shared=shared,
             )
         )
         for seed in range(1, seeds + 1)
@@ -124,6 +130,11 @@ def main() -> None:
         help="seconds between the processes' starts (default 0.03: 8 real processes launched "
         "at once on two cores start within about 0.25 s of each other)",
     )
+    parser.add_argument(
+        "--unshared",
+        action="store_true",
+        help="several processes each believe they are alone (not told the account is shared)",
+    )
     args = parser.parse_args()
     limiters: dict[str, type[limits.AdaptiveRateLimiter]] = {"fwprep": limits.AdaptiveRateLimiter}
     if args.limiter:
@@ -134,7 +145,16 @@ def main() -> None:
         for retry_after in (False, True):
             for name, limiter in limiters.items():
                 cells = (
-                    cell(limiter, rpm, retry_after, n, args.seeds, args.jitter, args.stagger)
+                    cell(
+                        limiter,
+                        rpm,
+                        retry_after,
+                        n,
+                        args.seeds,
+                        args.jitter,
+                        args.stagger,
+                        False if args.unshared else None,
+                    )
                     for n in args.clients
                 )
                 row = " | ".join(cells)

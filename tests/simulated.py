@@ -177,6 +177,7 @@ async def bulk_job(
     stagger: float = 0.0,
     limiter_type: type[AdaptiveRateLimiter] = AdaptiveRateLimiter,
     by_hash: bool = False,
+    shared: bool | None = None,
     **client_options: Any,
 ) -> Run:
     """Prepare ``items`` models split over ``clients`` clients (one a process) on ``account``.
@@ -185,7 +186,7 @@ async def bulk_job(
     launched together do when each takes its time to start. Each client has
     its own ``limiter_type()`` (a limiter being tried can stand in), told
     that the account is shared when there are several, as ``fwprep batch
-    --shard k/N`` tells it. Items
+    --shard k/N`` tells it (``shared`` says otherwise). Items
     are dealt out in turn, or with ``by_hash`` split as ``fwprep batch
     --shard k/N`` splits them, by the hash of each item's key: shards of
     unequal size, as real ones are (75 items each on average may be 68 to 82),
@@ -207,8 +208,8 @@ async def bulk_job(
         if "limiter" not in options and "max_rps" not in options:
             # The default limiter, its random stretch seeded: the run repeats exactly.
             rng = random.Random(account.seed * 1000 + k)
-            shared = clients > 1  # as `--shard k/N` makes each shard's limiter
-            options["limiter"] = limiter_type(clock=LoopClock(), rng=rng, shared=shared)
+            crowd = clients > 1 if shared is None else shared
+            options["limiter"] = limiter_type(clock=LoopClock(), rng=rng, shared=crowd)
         client = FireworksClient(
             "key", transport=account.transport(k), clock=LoopClock(), **options
         )
