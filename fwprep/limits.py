@@ -297,7 +297,12 @@ class AdaptiveRateLimiter(_Pacer):
             time (shards of one job, or other jobs): each request then
             leaves at a random point of its slot at any pace, and a
             spacing is only kept once answers on both sides show it.
-            ``fwprep batch --shard K/N`` (N > 1) and ``--shared`` set it.
+            ``fwprep batch --shard K/N`` (N > 1) and ``--shared`` set it. A
+            limiter told it is alone becomes shared once answers break a
+            slow spacing as only other clients' requests do; at faster
+            paces nothing tells it, and processes side by side that each
+            believe themselves alone find their shares slowly (see the
+            README's "Rate limits").
     """
 
     def __init__(
@@ -374,7 +379,12 @@ class AdaptiveRateLimiter(_Pacer):
 
     @property
     def shared(self) -> bool:
-        """Whether other processes are expected to draw on the account's budget too."""
+        """Whether other processes draw on the account's budget too: as told, or as seen.
+
+        A limiter told it is alone takes itself to be shared from the
+        moment answers break a slow account's spacing as only other
+        clients' requests do.
+        """
         return self._shared
 
     @property
@@ -442,6 +452,12 @@ class AdaptiveRateLimiter(_Pacer):
         now = self._clock.now()
         retry_after, self._retry_after = self._retry_after, None
         self._spacing.answer(sent_at, throttled=throttled, retry_after=retry_after, answered_at=now)
+        if not self._shared and self._spacing.abandoned and is_slow(self._spacing.low):
+            # A slow spacing broken, by answers a client alone does not get
+            # (refused a second or more after an acceptance, and accepted
+            # sooner, or refused at the top): others use the account too.
+            self._shared = True
+            self._spacing.alone = False
         if self._forming():
             self._changed()  # the bracket moved: so did the next request's time
         if not self._starting and self._spacing.known:

@@ -667,3 +667,18 @@ def test_a_refusal_a_hair_under_the_top_is_one_at_the_top(clock: FakeClock) -> N
     clock.t = sent + 0.05
     answer(limiter, clock, sent, ok=False)
     assert limiter.spacing is None
+
+
+def test_a_limiter_alone_whose_slow_spacing_breaks_takes_the_account_to_be_shared(
+    clock: FakeClock,
+) -> None:
+    # A spacing between 4 and 6 s, and then a request accepted 1 s after an
+    # accepted one: no client alone gets that answer, another took no token
+    # in between. From then on the limiter behaves as one told it shares
+    # the account (random points; a spacing tested after 5 requests).
+    limiter = after_lone_answers(clock)
+    assert not limiter.shared
+    clock.t = 19.05
+    answer(limiter, clock, 19.0, ok=True)
+    assert limiter.spacing is None
+    assert limiter.shared
