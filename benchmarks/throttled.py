@@ -130,7 +130,8 @@ def markdown(data: dict[str, Any]) -> list[str]:
         f"Run: {data.get('run_at', 'unknown')}.",
         "",
         "`fwprep batch --shard k/N` processes started together against one emulator enforcing "
-        "the limit (a token bucket one second deep, at least one token), default settings. "
+        "the limit (a token bucket one second deep, at least one token), default settings "
+        "(one process, `--shard 1/1`, is alone on the account; shards are told it is shared). "
         "Ideal = items / limit. The 429 share is of all requests, then of those after the first "
         f"{EARLY:g} s (the limiter's start left out).",
         "",
