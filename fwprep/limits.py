@@ -260,12 +260,12 @@ class AdaptiveRateLimiter(_Pacer):
       takes them (at 90 requests a minute, a bucket one and a half tokens
       deep, a request soon after the last finds it empty: simulated, a
       lone process took 1.16x the ideal at random points, 1.06x evenly
-      spaced). And while a slow
-      account's spacing forms, it sends nothing before the bracket says the
-      server will take it: the spacing's next step after the last accepted
-      request, not a request at half the spacing that only a crowd's
-      answers could show worth sending. Faster, it keeps the random points:
-      fair to the other tools that may use the account too.
+      spaced). And while a slow account's spacing forms, it sends nothing
+      before the bracket says the server will take it: the spacing's next
+      step after the last accepted request, not a request at half the
+      spacing that only a crowd's answers could show worth sending.
+      Faster, it keeps the random points: fair to the other tools that
+      may use the account too.
 
     With several processes on one account each finds a share: they all see
     the account's 429s and cut to what each was accepted. The shares are not
@@ -295,8 +295,10 @@ class AdaptiveRateLimiter(_Pacer):
             generator); a seeded one makes a run repeatable.
         shared: other processes draw on the account's budget at the same
             time (shards of one job, or other jobs): each request then
-            leaves at a random point of its slot at any pace, and a
-            spacing is only kept once answers on both sides show it.
+            leaves at a random point of its slot (at one a second or
+            slower, once answers show the others), and a slow account's
+            spacing, which their traffic can fake, is first tested after
+            5 requests.
             ``fwprep batch --shard K/N`` (N > 1) and ``--shared`` set it. A
             limiter told it is alone becomes shared once answers break a
             slow spacing as only other clients' requests do; at faster
