@@ -298,13 +298,12 @@ class AdaptiveRateLimiter(_Pacer):
             leaves at a random point of its slot (at one a second or
             slower, once answers show the others), and a slow account's
             spacing, which their traffic can fake, is first tested after
-            5 requests.
-            ``fwprep batch --shard K/N`` (N > 1) and ``--shared`` set it. A
-            limiter told it is alone becomes shared once answers break a
-            slow spacing as only other clients' requests do; at faster
-            paces nothing tells it, and processes side by side that each
-            believe themselves alone find their shares slowly (see the
-            README's "Rate limits").
+            5 requests. ``fwprep batch --shard K/N`` (N > 1) and
+            ``--shared`` set it. A limiter told it is alone becomes shared
+            once answers break a slow spacing as only other clients'
+            requests do; at faster paces nothing tells it, and processes
+            side by side that each believe themselves alone find their
+            shares slowly (see the README's "Rate limits").
     """
 
     def __init__(
@@ -349,7 +348,6 @@ class AdaptiveRateLimiter(_Pacer):
         self._stretch = 1.0
         self._slot_point = 0.5  # where in its slot the last request left, 0 to 1
         self._random = rng or random.Random()
-        self._shared = shared
         self.throttles = 0
 
     @property
@@ -387,7 +385,7 @@ class AdaptiveRateLimiter(_Pacer):
         moment answers break a slow account's spacing as only other
         clients' requests do.
         """
-        return self._shared
+        return not self._spacing.alone
 
     @property
     def starting(self) -> bool:
@@ -402,7 +400,7 @@ class AdaptiveRateLimiter(_Pacer):
 
     def _interval(self) -> float:
         interval = 1.0 / self._rate
-        if not self._shared and (self._starting or interval >= _EVEN):
+        if not self.shared and (self._starting or interval >= _EVEN):
             return interval  # alone: evenly, as a shallow bucket takes requests
         if self._spacing.known or (is_slow(interval) and not self._spacing.abandoned):
             # A spacing is kept to exactly, and so is a slow pace until answers
@@ -424,7 +422,7 @@ class AdaptiveRateLimiter(_Pacer):
         """
         sp = self._spacing
         return (
-            not self._shared
+            sp.alone
             and not sp.known
             and not sp.abandoned
             and is_slow(sp.low)
@@ -454,11 +452,10 @@ class AdaptiveRateLimiter(_Pacer):
         now = self._clock.now()
         retry_after, self._retry_after = self._retry_after, None
         self._spacing.answer(sent_at, throttled=throttled, retry_after=retry_after, answered_at=now)
-        if not self._shared and self._spacing.abandoned and is_slow(self._spacing.low):
+        if self._spacing.alone and self._spacing.abandoned and is_slow(self._spacing.low):
             # A slow spacing broken, by answers a client alone does not get
             # (refused a second or more after an acceptance, and accepted
             # sooner, or refused at the top): others use the account too.
-            self._shared = True
             self._spacing.alone = False
         if self._forming():
             self._changed()  # the bracket moved: so did the next request's time
