@@ -55,6 +55,7 @@ __all__ = [
     "ReportContents",
     "ReportError",
     "ReportWriter",
+    "is_report",
     "read_report",
 ]
 
@@ -401,6 +402,37 @@ def note_damage(contents: _Damage, raw: bytes, where: str, error: ValueError) ->
         contents.torn += 1
     else:
         contents.bad_lines.append(f"{where}: unreadable record: {error}")
+
+
+def is_report(path: str | os.PathLike[str]) -> bool | None:
+    """Whether the file at ``path`` is a fwprep report: its first line is a report record.
+
+    ``None`` for a file that is empty or holds only blank lines (nothing to
+    tell), ``False`` for any other content. Reads at most the first line (up
+    to 64 KiB), so it is cheap on a large file.
+
+    Raises:
+        OSError: when the file cannot be opened or read.
+    """
+    with open(path, "rb") as lines:
+        while raw := lines.readline(_SNIFF_LIMIT + 1):
+            if not raw.strip():
+                continue
+            if len(raw) > _SNIFF_LIMIT:
+                return False
+            try:
+                data = json.loads(raw)
+                if not isinstance(data, dict) or not {"key", "status", "ts"} <= data.keys():
+                    return False
+                Record.from_json(data)
+            except ValueError:
+                return False
+            return True
+    return None
+
+
+_SNIFF_LIMIT = 1 << 16
+"""Longest first line :func:`is_report` takes as a record (the writer's lines are far shorter)."""
 
 
 def read_report(paths: Iterable[str | os.PathLike[str]]) -> ReportContents:

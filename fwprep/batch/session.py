@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -22,11 +23,11 @@ from pathlib import Path
 
 import attrs
 
-from fwprep._checks import coerce_item
-from fwprep.batch.admit import plan_batch
+from fwprep._checks import check_items, check_texts, coerce_item
+from fwprep.batch.admit import Shard, plan_batch
 from fwprep.batch.journal import ReportIndex, index_report
-from fwprep.batch.manifest import InvalidRow, Manifest, ManifestEntry
-from fwprep.batch.report import Record, ReportWriter
+from fwprep.batch.manifest import InvalidRow, Manifest, ManifestEntry, ManifestError
+from fwprep.batch.report import Record, ReportError, ReportWriter, is_report
 from fwprep.batch.runner import BatchOptions, BatchRunner
 from fwprep.client import FireworksClient, ItemLike
 from fwprep.errors import ConfigError, InputError
@@ -36,6 +37,7 @@ __all__ = [
     "Batch",
     "PathLike",
     "chain_entries",
+    "check_report",
     "default_report_path",
     "open_batch",
     "open_manifests",
@@ -47,11 +49,72 @@ ITEMS_SOURCE = "items"
 """The ``source`` of items handed to a batch from Python rather than read from a manifest."""
 
 
-def default_report_path(manifests: Sequence[PathLike]) -> Path:
-    """``<first manifest>.report.jsonl`` beside it; ``stdin.report.jsonl`` for ``-``."""
-    if not manifests or str(manifests[0]) == "-":
-        return Path("stdin.report.jsonl")
-    return Path(f"{manifests[0]}.report.jsonl")
+def default_report_path(manifests: Sequence[PathLike], shard: Shard | None = None) -> Path:
+    """``<first manifest>.report.jsonl`` beside it; ``stdin.report.jsonl`` for ``-``.
+
+    A shard of several writes its own: ``models.csv.shard-2-of-8.report.jsonl``,
+    so shards started together never contend for one report, and
+    ``fwprep report 'models.csv.shard-*.report.jsonl'`` merges them.
+    """
+    base = "stdin" if not manifests or str(manifests[0]) == "-" else str(manifests[0])
+    if shard is not None and shard.count > 1:
+        base += f".shard-{shard.index}-of-{shard.count}"
+    return Path(f"{base}.report.jsonl")
+
+
+def _identity(path: PathLike) -> tuple[int, int] | None:
+    """The file's (device, inode), standard input's for ``-``; ``None`` if there is none."""
+    try:
+        info = os.fstat(sys.stdin.fileno()) if str(path) == "-" else os.stat(path)
+    except (OSError, ValueError, AttributeError):  # no such file; stdin closed or replaced
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def check_report(report: PathLike, manifests: Sequence[PathLike]) -> None:
+    """Refuse a report that would read back as a manifest or spoil a file that is not one.
+
+    A report is appended to only when it is a fwprep report or empty (or new),
+    and never when it is also one of the manifests (however it is spelled: a
+    relative path, a symlink, a glob's match, standard input redirected from
+    it), which would read every record back as a row and grow without end.
+
+    Raises:
+        ReportError: naming both paths, before anything is sent.
+    """
+    target = _identity(report)
+    if target is None:
+        return  # a new file: nothing to spoil
+    for path in manifests:
+        if _identity(path) == target:
+            shown = "standard input" if str(path) == "-" else str(path)
+            raise ReportError(
+                f"the report {report} is also a manifest ({shown}): records would be read "
+                "back as rows; name another report (--report PATH)"
+            )
+    try:
+        verdict = is_report(report)
+    except OSError as exc:
+        raise ReportError(f"cannot read the report {report}: {exc.strerror or exc}") from None
+    if verdict is False:
+        raise ReportError(
+            f"{report} exists and is not a fwprep report (its first line is no report "
+            "record); name a new file (--report PATH), or move it away"
+        )
+
+
+def _check_not_report(path: PathLike) -> None:
+    """Refuse a manifest that is a fwprep report (a glob such as ``models*`` catches them)."""
+    if str(path) == "-" or not os.path.isfile(path):
+        return
+    try:
+        verdict = is_report(path)
+    except OSError:
+        return  # Manifest.open says why it cannot be read
+    if verdict:
+        raise ManifestError(
+            f"{path}:1: a fwprep report, not a manifest; read it with `fwprep report {path}`"
+        )
 
 
 @contextlib.contextmanager
@@ -70,9 +133,10 @@ def open_manifests(
         ManifestError: for the first manifest that cannot be used.
     """
     opened: list[Manifest] = []
-    parsed = tuple(dict.fromkeys(Precision.parse(p) for p in precisions))
+    parsed = _precisions(precisions)
     try:
         for path in paths:
+            _check_not_report(path)
             opened.append(Manifest.open(str(path), fmt, default_account, parsed))
         yield opened
     finally:
@@ -86,37 +150,60 @@ def chain_entries(manifests: Iterable[Manifest]) -> Iterator[ManifestEntry]:
         yield from manifest.entries()
 
 
-def _entry(raw: object, index: int, account_id: str | None) -> ManifestEntry:
+def _entries(
+    raw: object, index: int, account_id: str | None, precisions: tuple[Precision, ...]
+) -> Iterator[ManifestEntry]:
+    """One handed item as entries: one per precision in ``precisions`` if it names none."""
     try:
         item = coerce_item(raw, account_id)
     except InputError as exc:
-        return InvalidRow(ITEMS_SOURCE, index, str(exc))
-    if item.source is not None and item.line is not None:
-        return item  # it says where it came from already
-    return attrs.evolve(item, source=item.source or ITEMS_SOURCE, line=item.line or index)
+        yield InvalidRow(ITEMS_SOURCE, index, str(exc))
+        return
+    if item.source is None or item.line is None:  # else it says where it came from already
+        item = attrs.evolve(item, source=item.source or ITEMS_SOURCE, line=item.line or index)
+    if item.precision is not None or not precisions:
+        yield item
+        return
+    for precision in precisions:
+        yield attrs.evolve(item, precision=precision)
 
 
 def entries_from_items(
-    items: Iterable[ItemLike] | AsyncIterable[ItemLike], account_id: str | None
+    items: Iterable[ItemLike] | AsyncIterable[ItemLike],
+    account_id: str | None,
+    precisions: Sequence[Precision | str] = (),
 ) -> Iterator[ManifestEntry] | AsyncIterator[ManifestEntry]:
     """Items handed to a batch, as manifest entries: a malformed one is an invalid row.
 
     Its source is ``items`` and its line is its position (1-based), so a bad
     pair is recorded ``invalid`` as ``items:41: unknown precision 'fp9'...``,
-    and the batch goes on, like a bad manifest row.
+    and the batch goes on, like a bad manifest row. An item that names no
+    precision takes each of ``precisions``, as a manifest row does.
     """
+    parsed = _precisions(precisions)
     if isinstance(items, AsyncIterable):
-        return _async_entries(items, account_id)
-    return (_entry(raw, i, account_id) for i, raw in enumerate(items, start=1))
+        return _async_entries(items, account_id, parsed)
+    return (
+        entry
+        for i, raw in enumerate(items, start=1)
+        for entry in _entries(raw, i, account_id, parsed)
+    )
 
 
 async def _async_entries(
-    items: AsyncIterable[ItemLike], account_id: str | None
+    items: AsyncIterable[ItemLike], account_id: str | None, precisions: tuple[Precision, ...]
 ) -> AsyncIterator[ManifestEntry]:
     index = 0
     async for raw in items:
         index += 1
-        yield _entry(raw, index, account_id)
+        for entry in _entries(raw, index, account_id, precisions):
+            yield entry
+
+
+def _precisions(precisions: Sequence[Precision | str]) -> tuple[Precision, ...]:
+    """The precisions for rows that name none, parsed, each once, in order given."""
+    check_texts(precisions, "precisions", "['fp8'] or ['fp8', 'fp4']")
+    return tuple(dict.fromkeys(Precision.parse(p) for p in precisions))
 
 
 @attrs.define
@@ -155,19 +242,42 @@ async def open_batch(
     options: BatchOptions | None = None,
     on_record: Callable[[Record], None] | None = None,
 ) -> AsyncIterator[Batch]:
-    """Open the manifests, read the report for resume, open it for writing, connect, build.
+    """Check the arguments, open the manifests, read the report for resume, connect, build.
 
-    The manifests are opened (and checked) first, so a missing file fails
-    before anything else. ``client`` is used as given; without it, the client
-    comes from ``connect`` (default: :class:`~fwprep.FireworksClient` from the
-    environment) and is closed on exit, with the report and the manifests.
+    Give ``manifests`` or ``items``, not both. The arguments are checked and
+    the manifests opened first, so a missing file or a report that is also a
+    manifest fails before anything else; the report is opened for writing
+    (created, if new) only once the client is connected, so a configuration
+    error leaves no empty report behind. ``client`` is used as given;
+    without it, the client comes from ``connect`` (default:
+    :class:`~fwprep.FireworksClient` from the environment) and is closed on
+    exit, with the report and the manifests.
+
+    Raises:
+        ConfigError: both or neither of ``manifests`` and ``items``; ``format``
+            with ``items``; ``resume`` with no report to resume from.
+        InputError: text where a sequence is expected (``items``, ``precisions``).
+        ManifestError: a manifest cannot be used.
+        ReportError: the report cannot be used (see :func:`check_report`).
     """
     paths = as_paths(manifests)
+    if items is not None:
+        check_items(items)
+        if paths:
+            raise ConfigError("give manifests or items, not both")
+        if format is not None:
+            raise ConfigError("format= applies to manifests; items need none")
+    elif not paths:
+        raise ConfigError("nothing to run: give manifests (paths, '-' for stdin) or items=")
+    _precisions(precisions)
+    options = options or BatchOptions()
     report_path = Path(report) if report is not None else None
     if resume and report_path is None and not paths:
         raise ConfigError("resume needs a report to resume from: pass report=")
     if report_path is None and paths:
-        report_path = default_report_path(paths)
+        report_path = default_report_path(paths, options.shard)
+    if report_path is not None:
+        check_report(report_path, paths)
     account = client.account_id if client is not None else account_id
     account = account or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
     async with contextlib.AsyncExitStack() as stack:
@@ -175,13 +285,12 @@ async def open_batch(
         resumed = None
         if resume and report_path is not None and report_path.exists():
             resumed = index_report([report_path])
+        if client is None:
+            client = await stack.enter_async_context((connect or FireworksClient)())
         writer = ReportWriter(report_path) if report_path is not None else None
         if writer is not None:
             stack.callback(writer.close)
-        if client is None:
-            client = await stack.enter_async_context((connect or FireworksClient)())
         expected = None
-        options = options or BatchOptions()
         if options.check:
             expected = await _count_items(
                 items,
@@ -199,7 +308,7 @@ async def open_batch(
             for manifest in opened:
                 manifest.skip = runner.skip_done  # done rows pass unvalidated
         entries: Iterable[ManifestEntry] | AsyncIterable[ManifestEntry] = (
-            entries_from_items(items, client.account_id)
+            entries_from_items(items, client.account_id, precisions)
             if items is not None
             else chain_entries(opened)
         )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
 from typing import Any
 
 from fwprep.batch.journal import index_report
+from fwprep.batch.report import ReportError, is_report
 from fwprep.batch.status import UNFINISHED_STATUSES, WAITING_STATUSES, needs_attention
 from fwprep.cli._common import EXIT_FAILED, EXIT_OK, plural, say
 
@@ -20,21 +23,25 @@ def add_parser(commands: Any) -> None:
         "the reports given (one per shard, say).",
         epilog="examples:\n"
         "  fwprep report models.csv.report.jsonl\n"
-        "  fwprep report shard-*.jsonl -o json\n\n"
+        "  fwprep report 'models.csv.shard-*.report.jsonl' -o json   # every shard, merged\n\n"
+        "A pattern (*, ?, [...]) that names no file is expanded by fwprep itself.\n\n"
         "exit codes:\n"
         "  0    every item ended ok, skipped or duplicate\n"
         "  1    some item failed, was invalid, never finished, or is still waiting\n"
-        "  2    a report cannot be read\n",
+        "  2    a report cannot be read, is not a fwprep report, or no report holds a record\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("reports", nargs="+", metavar="REPORT")
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="text or one JSON object"
+    )
     parser.set_defaults(handler=run)
 
 
 async def run(args: argparse.Namespace) -> int:
     """Print the merged counts and the top errors; exit 1 unless the job is complete."""
-    contents = index_report(args.reports)
+    paths = reports(args.reports)
+    contents = index_report(paths)
     for problem in contents.bad_lines[:20]:
         say(f"warning: {problem}")
     counts = contents.counts()
@@ -58,7 +65,7 @@ async def run(args: argparse.Namespace) -> int:
     else:
         parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
         items = plural(len(contents), "item")
-        print(f"{items} in {plural(len(args.reports), 'report')}: {parts}")
+        print(f"{items} in {plural(len(paths), 'report')}: {parts}")
         for (kind, message), n in errors.most_common(5):
             print(f"  {n} x {kind}: {message}")
         if unfinished:
@@ -69,3 +76,33 @@ async def run(args: argparse.Namespace) -> int:
                 "run with --resume --wait to wait on them without preparing them again"
             )
     return EXIT_OK if complete else EXIT_FAILED
+
+
+def reports(arguments: list[str]) -> list[str]:
+    """The reports named: each path as given, a pattern that names no file expanded.
+
+    Raises:
+        ReportError: a pattern matches nothing; a file is not a fwprep report
+            (a manifest, say); or no file holds a single record.
+    """
+    paths: list[str] = []
+    for argument in arguments:
+        if os.path.exists(argument) or not glob.has_magic(argument):
+            paths.append(argument)
+            continue
+        matches = sorted(glob.glob(argument))
+        if not matches:
+            raise ReportError(f"no report matches {argument}")
+        paths.extend(matches)
+    empty = 0
+    for path in paths:
+        try:
+            verdict = is_report(path)
+        except OSError as exc:
+            raise ReportError(f"cannot read the report {path}: {exc.strerror or exc}") from None
+        if verdict is False:
+            raise ReportError(f"{path} is not a fwprep report (its first line is no record)")
+        empty += verdict is None
+    if empty == len(paths):
+        raise ReportError(f"no record in {' or '.join(paths)}: nothing to summarise")
+    return paths
