@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -11,7 +12,6 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     Iterable,
-    Mapping,
 )
 from types import TracebackType
 from typing import Self
@@ -20,9 +20,10 @@ import aiohttp
 import anyio
 import attrs
 
-from fwprep._checks import check_count, check_positive, coerce_item
+from fwprep._checks import check_count, check_items, check_positive, coerce_item
 from fwprep._clock import SYSTEM_CLOCK, Clock
 from fwprep._convert import describe_structure_error, structure_model
+from fwprep._gate import GATE
 from fwprep._pool import bounded_map
 from fwprep._protocol import (
     DEFAULT_BASE_URL,
@@ -265,10 +266,14 @@ class FireworksClient:
 
     async def _attempt(self, request: Request) -> _Attempt:
         """Send once (in a slot, at the limiter's pace) and classify what came back."""
+        gate = GATE.get()
+        if gate is not None:
+            gate.check()
         async with self._slots_here():
             sent_at = await self.limiter.acquire()
             try:
-                response: Response | TransportError = await self.transport(request)
+                with gate.sending() if gate is not None else contextlib.nullcontext():
+                    response: Response | TransportError = await self.transport(request)
             except TransportError as exc:
                 response = exc
         if isinstance(response, TransportError):
@@ -338,6 +343,8 @@ class FireworksClient:
                 elapsed = self.clock.now() - started
                 return _Exchange(sent.status, sent.body, step.error, attempt, elapsed)
             if step.wait > 0:
+                if (gate := GATE.get()) is not None:
+                    gate.check()  # a stopped batch sends no retry: no point waiting for one
                 await self.clock.sleep(step.wait)
 
     # -- the public calls ---------------------------------------------------------
@@ -579,11 +586,7 @@ class FireworksClient:
             "concurrency", self.max_concurrency if concurrency is None else concurrency
         )
         self._check_open()
-        if isinstance(items, str | bytes | Mapping):
-            raise InputError(
-                f"items must be an iterable of items or (model, precision) pairs, "
-                f"got a {type(items).__name__}"
-            )
+        check_items(items)
         source = aiter(items) if isinstance(items, AsyncIterable) else items
         # One generator, not one wrapped in another: at a loop's shutdown, Python closes
         # every open async generator at once, and a wrapped one would be closed twice.

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from fwprep._checks import check_count, check_positive
+from fwprep._gate import GATE, RequestNotSent, SendGate
 from fwprep._pool import bounded_map, merge
 from fwprep.batch.admit import Admission, Admitted, Shard, aiter_entries
 from fwprep.batch.check import StateCheck
@@ -199,6 +200,8 @@ class BatchRunner:
         # Tasks inside an item's requests: the item, and when it started.
         self._working: dict[asyncio.Task[Any], tuple[PrepareItem, float]] = {}
         self._grace_cancelled: set[asyncio.Task[Any]] = set()
+        self._unsent: set[asyncio.Task[Any]] = set()  # cancelled before their request left
+        self.gate = SendGate()
         self._cancel_timer: asyncio.TimerHandle | None = None
         self.waiter = Waiter(
             client, timeout=options.wait_timeout, poll_interval=options.poll_interval
@@ -213,30 +216,50 @@ class BatchRunner:
         """Whether the batch has stopped starting new items."""
         return self._stopping
 
-    def halt(self, reason: str) -> None:
-        """Start no new item; let the ones in flight finish."""
+    def halt(self, reason: str, *, send_admitted: bool = False) -> None:
+        """Start no new item and send no new request; let the requests on the wire finish.
+
+        Items waiting for a slot, for the limiter or to retry are recorded
+        ``interrupted`` at once (nothing of theirs is on the wire), unless
+        ``send_admitted``: a manifest that cannot be read further says nothing
+        against the items already read from it, which still go.
+        """
         if self.summary.halted is None and self.summary.interrupted is None:
             self.summary.halted = reason
         self._stopping = True
         self.waiter.stop()  # items waiting stay accepted: --resume --wait goes on waiting
+        if not send_admitted:
+            self._close_gate()
 
     def stop(self, signal_name: str = "SIGINT") -> None:
-        """The graceful stop: start no new item, give those in flight ``grace`` seconds.
+        """The graceful stop: no new request leaves; those on the wire get ``grace`` seconds.
 
-        Items still in flight after the grace period are cancelled and
-        recorded as ``interrupted``; items never started get no record, so a
-        resumed run does them. ``signal_name`` is what stopped the batch
-        (:attr:`BatchSummary.interrupted`). Call it from the event loop's
-        thread (a signal handler installed with ``loop.add_signal_handler``
-        is); from Python, the ``stop`` event of :meth:`records` does it.
+        Items whose request has not left (waiting for a slot, for the limiter,
+        or to retry) are recorded ``interrupted`` at once; items still on the
+        wire after the grace period are cancelled and recorded ``interrupted``
+        too. Items never started get no record, so a resumed run does them.
+        ``signal_name`` is what stopped the batch (:attr:`BatchSummary.interrupted`).
+        Call it from the event loop's thread (a signal handler installed with
+        ``loop.add_signal_handler`` is); from Python, the ``stop`` event of
+        :meth:`records` does it.
         """
         if self.summary.interrupted is None:
             self.summary.interrupted = signal_name
         self._stopping = True
         self.waiter.stop()  # items waiting stay accepted: --resume --wait goes on waiting
+        self._close_gate()
         if self._cancel_timer is None:
             loop = asyncio.get_running_loop()
             self._cancel_timer = loop.call_later(self.options.grace, self._cancel_in_flight)
+
+    def _close_gate(self) -> None:
+        """No request leaves from now on; items whose request has not left end at once."""
+        self.gate.closed = True
+        for task in list(self._working):
+            if task not in self.gate.on_wire and task is not asyncio.current_task():
+                self._unsent.add(task)
+                self._grace_cancelled.add(task)
+                task.cancel()
 
     def _cancel_in_flight(self) -> None:
         for task in list(self._working):
@@ -323,7 +346,7 @@ class BatchRunner:
                     yield verdict, entry
         except ManifestError as exc:
             # Stop reading; what is in flight still finishes and is recorded.
-            self.halt(str(exc))
+            self.halt(str(exc), send_admitted=True)
 
     async def _work(self, admitted: tuple[Admitted, ManifestEntry]) -> Record | None:
         """Run one entry to its final record, or (accepted, to wait on) to ``None``."""
@@ -349,11 +372,14 @@ class BatchRunner:
         task = asyncio.current_task()
         assert task is not None
         self._working[task] = (entry, started)
+        gate = GATE.set(self.gate)
         try:
             ending = await self._attempt(entry)
         except asyncio.CancelledError:
             graceful = task in self._grace_cancelled
             self._grace_cancelled.discard(task)
+            unsent = task in self._unsent
+            self._unsent.discard(task)
             if not graceful or task.uncancel() > 0:
                 # Cancelled from outside (a timeout, Ctrl-C in the host, the consumer
                 # closing the batch): the item still gets its final record.
@@ -362,9 +388,9 @@ class BatchRunner:
                     _record(entry, _Ending("interrupted", error=info), clock.now() - started)
                 )
                 raise
-            stopped_by = f"stopped by {self.summary.interrupted}"
-            ending = _Ending("interrupted", error=ErrorInfo("Interrupted", None, stopped_by))
+            ending = self._stopped_ending(sent=not unsent)
         finally:
+            GATE.reset(gate)
             self._working.pop(task, None)
         record = self._emit(_record(entry, ending, clock.now() - started))
         if ending.status == "accepted":
@@ -373,6 +399,13 @@ class BatchRunner:
             return None
         self._judge(ending)
         return record
+
+    def _stopped_ending(self, *, sent: bool) -> _Ending:
+        """An item ended by a stop or a halt: on the wire (``sent``) or before it left."""
+        why = self.summary.interrupted or self.summary.halted or "the batch was stopped"
+        if sent:
+            return _Ending("interrupted", error=ErrorInfo("Interrupted", None, f"stopped by {why}"))
+        return _Ending("interrupted", error=ErrorInfo("NotStarted", None, f"not sent: {why}"))
 
     def _waited(self, outcome: WaitOutcome) -> Record:
         """The final record of an item whose wait ended."""
@@ -401,6 +434,8 @@ class BatchRunner:
             if options.wait and item.precision is not None:
                 return attrs.evolve(ending, status="accepted")  # the waiter takes it from here
             return ending
+        except RequestNotSent:  # the batch stopped between this item's requests
+            return self._stopped_ending(sent=False)
         except FwprepError as exc:  # reading the model for --check failed
             status = exc.status if isinstance(exc, ApiError) else None
             return _Ending("failed", attempts=0, http_status=status, error=exc)
