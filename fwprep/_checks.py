@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from fwprep.errors import ConfigError, InputError
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
 
-__all__ = ["check_count", "check_positive", "coerce_item"]
+__all__ = ["check_count", "check_items", "check_positive", "check_texts", "coerce_item"]
 
 
 def check_count(name: str, value: object) -> int:
@@ -23,6 +24,34 @@ def check_positive(name: str, value: object, unit: str = "seconds") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise ConfigError(f"{name} must be a finite number of {unit} > 0, got {value!r}")
     return float(value)
+
+
+def check_items(value: object, name: str = "items") -> None:
+    """Refuse text or a mapping where an iterable of items is expected.
+
+    A string is iterable, so ``items="accounts/a/models/m"`` would otherwise
+    be taken a character at a time.
+
+    Raises:
+        InputError: naming the argument and what it got.
+    """
+    if isinstance(value, str | bytes | Mapping):
+        raise InputError(
+            f"{name} must be an iterable of items or (model, precision) pairs, "
+            f"got a {type(value).__name__}: {_show(value)}"
+        )
+
+
+def check_texts(value: object, name: str, example: str) -> None:
+    """Refuse text where a sequence of values (``["fp8", "fp4"]``) is expected.
+
+    Raises:
+        InputError: naming the argument, with ``example`` as the shape wanted.
+    """
+    if isinstance(value, str | bytes):
+        raise InputError(
+            f"{name} must be a sequence such as {example}, got the text {_show(value)}"
+        )
 
 
 def coerce_item(raw: object, account_id: str | None) -> PrepareItem:

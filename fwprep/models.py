@@ -19,10 +19,19 @@ def _to_precision(value: Precision | str | None) -> Precision | None:
     return None if value is None else Precision.parse(value)
 
 
+def _to_model(value: ModelRef | str) -> ModelRef:
+    return ModelRef.parse(value)
+
+
 @attrs.frozen
 class PrepareItem:
     """One unit of work: prepare ``model`` for ``precision``.
 
+    ``model`` is a :class:`~fwprep.ModelRef` or the text :meth:`ModelRef.parse
+    <fwprep.ModelRef.parse>` reads (a full name, or a bare id in the account
+    of ``FIREWORKS_ACCOUNT_ID``); ``precision`` a :class:`~fwprep.Precision` or
+    its name in any case (``"fp8"``). Both are checked here, so a bad one
+    raises :class:`~fwprep.InputError` before anything is sent.
     ``precision=None`` leaves the field out of the request, which lets the API
     choose its default. ``source`` and ``line`` say where the item was read
     from (a manifest path and its line number) so reports can point back at it.
@@ -30,7 +39,7 @@ class PrepareItem:
     Two items with the same :attr:`key` ask for the same thing.
     """
 
-    model: ModelRef
+    model: ModelRef = attrs.field(converter=_to_model)
     precision: Precision | None = attrs.field(default=None, converter=_to_precision)
     read_mask: str | None = None
     source: str | None = attrs.field(default=None, eq=False)

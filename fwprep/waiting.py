@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from fwprep._checks import check_positive
 from fwprep._protocol import MAX_PAGE_SIZE
-from fwprep.errors import FwprepError, PreparationFailedError, WaitTimeoutError
+from fwprep.errors import ConfigError, FwprepError, PreparationFailedError, WaitTimeoutError
 from fwprep.models import Model, PrepareItem
 
 if TYPE_CHECKING:
@@ -103,6 +104,9 @@ class Waiter:
     Items may be added while :meth:`outcomes` runs (a batch adds each one as
     its prepare is accepted). Only items with a precision can be waited on.
 
+    Every setting is checked here (a finite number of seconds above 0), so
+    a wrong one raises :class:`~fwprep.ConfigError` naming it.
+
     Args:
         client: the :class:`~fwprep.FireworksClient` to read with.
         timeout: seconds from an item's acceptance until its wait fails.
@@ -126,9 +130,15 @@ class Waiter:
         bulk: bool = True,
     ) -> None:
         self.client = client
-        self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max(max_poll_interval, poll_interval)
+        self.timeout = check_positive("timeout", timeout)
+        self.poll_interval = check_positive("poll_interval", poll_interval)
+        self.max_poll_interval = max(
+            check_positive("max_poll_interval", max_poll_interval), self.poll_interval
+        )
+        if not 0 < sending_share <= 1:  # also refuses NaN
+            raise ConfigError(
+                f"sending_share must be more than 0 and at most 1, got {sending_share!r}"
+            )
         self.sending_share = sending_share
         self.bulk = bulk
         self.reads = 0  # requests spent reading (pages and single models)
