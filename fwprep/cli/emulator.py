@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shlex
 import signal
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from fwprep.cli._common import (
 from fwprep.errors import ConfigError
 
 if TYPE_CHECKING:
-    from fwprep.emulator import CatalogEntry
+    from fwprep.emulator import CatalogEntry, Emulator, EmulatorConfig
 
 DEFAULT_PORT = 8765
 """The port ``fwprep emulator`` listens on unless told otherwise."""
@@ -40,6 +41,26 @@ def _uniform(
     if values[0] < 0 or (values[1] is not None and not values[0] <= values[1] < float("inf")):
         raise argparse.ArgumentTypeError(f"not a {what} range: {text!r} (need 0 <= LOW <= HIGH)")
     return values
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {text}")
+    return port
+
+
+def _burst(text: str) -> float:
+    try:
+        depth = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= depth < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be at least 1 request, got {text}")
+    return depth
 
 
 def _delay(text: str) -> tuple[float, float | None]:
@@ -76,10 +97,20 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
     from fwprep.emulator.app import DEFAULT_API_KEY
 
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port)")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port, 0 to 65535 (0: any free port; default: {DEFAULT_PORT})",
+    )
     parser.add_argument("--api-key", help=f"the accepted key (default: {DEFAULT_API_KEY})")
     parser.add_argument("--rpm", type=positive_float, help="account-wide requests/minute limit")
-    parser.add_argument("--burst", type=positive_float, help="rate-limit bucket depth")
+    parser.add_argument(
+        "--burst",
+        type=_burst,
+        metavar="N",
+        help="rate-limit bucket depth in requests, at least 1 (default: a second's worth)",
+    )
     parser.add_argument(
         "--retry-after", action="store_true", help="send Retry-After with rate-limit 429s"
     )
@@ -125,8 +156,21 @@ def _add_fault_options(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help="chance of a transient fault, spread evenly over 500, 503, 429 and a reset",
     )
-    parser.add_argument("--stall-rate", type=probability, default=0.0, metavar="P")
-    parser.add_argument("--stall-seconds", type=positive_float, default=300.0, metavar="S")
+    parser.add_argument(
+        "--stall-rate",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="chance that a request is held --stall-seconds before its answer, to outlast "
+        "a client's timeout (with --fault-rate, at most 1 in all)",
+    )
+    parser.add_argument(
+        "--stall-seconds",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="how long a stalled request is held (default: 300)",
+    )
     parser.add_argument(
         "--error-format",
         choices=("google", "nested", "flat", "html", "empty"),
@@ -138,7 +182,25 @@ def _add_fault_options(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT (Ctrl-C) or SIGTERM; then stop cleanly and exit 0."""
-    from fwprep.emulator import Emulator, EmulatorConfig, Faults
+    from fwprep.emulator import Emulator
+
+    try:
+        config = _config(args)
+    except ValueError as exc:  # settings that do not fit together, such as fault rates past 1
+        raise ConfigError(str(exc)) from None
+    emulator = Emulator(config, host=args.host, port=args.port)
+    await _serve(emulator, args.account_id if config.catalog is not None else None)
+    say("emulator stopped")
+    return EXIT_OK
+
+
+def _config(args: argparse.Namespace) -> EmulatorConfig:
+    """The emulator's settings from the command line.
+
+    Raises:
+        ValueError: for settings the emulator refuses (fault rates past 1, say).
+    """
+    from fwprep.emulator import EmulatorConfig, Faults
     from fwprep.emulator.app import DEFAULT_API_KEY
 
     latency, latency_max = args.latency_ms or (0.0, None)
@@ -154,7 +216,7 @@ async def run(args: argparse.Namespace) -> int:
         latency_max_ms=latency_max,
     )
     catalog = _catalog(args.models, args.account_id) if args.models else None
-    config = EmulatorConfig(
+    return EmulatorConfig(
         catalog=catalog,
         open_catalog=args.models == "demo",
         api_keys=(str(args.api_key or DEFAULT_API_KEY),),
@@ -168,11 +230,16 @@ async def run(args: argparse.Namespace) -> int:
         faults=faults,
         seed=args.seed,
     )
-    emulator = Emulator(config, host=args.host, port=args.port)
+
+
+async def _serve(emulator: Emulator, account: str | None) -> None:
+    """Serve until SIGINT or SIGTERM."""
     try:
         await emulator.start()
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot listen on {emulator.host}:{emulator.port}: {exc.strerror or exc}"
+        ) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
@@ -184,19 +251,20 @@ async def run(args: argparse.Namespace) -> int:
             handled.append(sig)
     try:
         print(f"fwprep emulator serving on {emulator.base_url} (Ctrl-C stops it)", flush=True)
-        account = f" FIREWORKS_ACCOUNT_ID={args.account_id}" if catalog is not None else ""
-        print(
-            f"export FIREWORKS_BASE_URL={emulator.base_url} FIREWORKS_API_KEY={emulator.api_key}"
-            + account,
-            flush=True,
-        )
+        print(export_line(emulator.base_url, emulator.api_key, account), flush=True)
         await stop.wait()
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
         await emulator.stop()
-    say("emulator stopped")
-    return EXIT_OK
+
+
+def export_line(base_url: str, api_key: str, account: str | None) -> str:
+    """The shell line that points a client at the emulator, every value quoted for the shell."""
+    pairs = [("FIREWORKS_BASE_URL", base_url), ("FIREWORKS_API_KEY", api_key)]
+    if account is not None:
+        pairs.append(("FIREWORKS_ACCOUNT_ID", account))
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in pairs)
 
 
 def _catalog(spec: str, account_id: str) -> Mapping[str, CatalogEntry]:

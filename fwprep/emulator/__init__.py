@@ -60,8 +60,10 @@ class Emulator:
     (``Emulator(rpm=600, faults=Faults(error_503=0.1), seed=1)``). It binds to
     ``host`` (loopback by default) on ``port`` (a free port by default).
     ``models=1000`` is a catalogue of models ``accounts/acme/models/m0`` to
-    ``m999`` (see :func:`~fwprep.emulator.catalog.numbered_catalog`), and
+    ``m999`` (``account_id="team"`` puts them in another account; see
+    :func:`~fwprep.emulator.catalog.numbered_catalog`), and
     ``models="models.jsonl"`` one read from a file of Model objects.
+    ``api_key="k"`` is short for ``api_keys=("k",)``.
 
     Attributes:
         config: the :class:`EmulatorConfig` in force.
@@ -76,14 +78,23 @@ class Emulator:
         port: int = 0,
         **settings: Any,
     ) -> None:
+        account_id = settings.pop("account_id", "acme")  # for models=N only
         if config is not None and settings:
             raise TypeError("pass either an EmulatorConfig or keyword settings, not both")
+        if "api_key" in settings:
+            if "api_keys" in settings:
+                raise TypeError("pass api_key or api_keys, not both")
+            settings["api_keys"] = (settings.pop("api_key"),)
         models = settings.pop("models", None)
         if models is not None:
             from fwprep.emulator.catalog import numbered_catalog, read_catalog
 
             is_count = isinstance(models, int) and not isinstance(models, bool)
-            settings["catalog"] = numbered_catalog(models) if is_count else read_catalog(models)
+            settings["catalog"] = (
+                numbered_catalog(models, account_id=account_id)
+                if is_count
+                else read_catalog(models)
+            )
         self.config = config or EmulatorConfig(**settings)
         self.stats = EmulatorStats()
         self.host = host
@@ -194,6 +205,11 @@ class EmulatorThread:
     def base_url(self) -> str:
         """The running server's ``http://host:port``."""
         return self.emulator.base_url
+
+    @property
+    def config(self) -> EmulatorConfig:
+        """The :class:`EmulatorConfig` in force."""
+        return self.emulator.config
 
     @property
     def api_key(self) -> str:

@@ -119,6 +119,15 @@ class Faults:
         )
 
 
+def _keys(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str | bytes):
+        raise ValueError(
+            f"api_keys must be a sequence of keys such as ('key-1', 'key-2'), got the text "
+            f"{'...' if len(values) > 4 else repr(values)}; for one key, pass api_key=KEY"
+        )
+    return _str_tuple(values)
+
+
 DEFAULT_API_KEY = "fw-emulator-key"
 """The key an emulator accepts unless told otherwise (the emulator's own, not a Fireworks key)."""
 
@@ -146,7 +155,8 @@ class EmulatorConfig:
             the precision does not show.
         rpm: account-wide limit in requests per minute (a token bucket per
             account); ``None`` for no limit. Above it: 429 RESOURCE_EXHAUSTED.
-        burst: the bucket's depth; default one second's worth of ``rpm``.
+        burst: the bucket's depth in requests, at least 1; default one
+            second's worth of ``rpm``.
         retry_after: send ``Retry-After`` (whole seconds) with 429s, those of
             the rate limit (the wait until a token is free) and injected ones (1 s).
         error_format: the shape of error bodies, see :data:`ErrorFormat`.
@@ -157,7 +167,7 @@ class EmulatorConfig:
             checking them against the contract.
     """
 
-    api_keys: tuple[str, ...] = attrs.field(default=(DEFAULT_API_KEY,), converter=_str_tuple)
+    api_keys: tuple[str, ...] = attrs.field(default=(DEFAULT_API_KEY,), converter=_keys)
     catalog: Mapping[str, CatalogEntry] | None = None
     open_catalog: bool = False
     prepare_delay: float = attrs.field(default=0.0, validator=_non_negative)
@@ -174,8 +184,13 @@ class EmulatorConfig:
     def __attrs_post_init__(self) -> None:
         if not self.api_keys or not all(self.api_keys):
             raise ValueError("api_keys must hold at least one non-empty key")
-        if self.rpm is not None and not self.rpm > 0:
-            raise ValueError("rpm must be > 0")
+        if self.rpm is not None and not 0 < self.rpm < math.inf:
+            raise ValueError(f"rpm must be a finite number > 0, got {self.rpm!r}")
+        if self.burst is not None and not 1 <= self.burst < math.inf:
+            raise ValueError(
+                f"burst must be a finite number of requests >= 1 (a bucket shallower than "
+                f"one request refuses every request), got {self.burst!r}"
+            )
         if self.prepare_delay_max is not None and not (
             self.prepare_delay <= self.prepare_delay_max < math.inf
         ):

@@ -5,7 +5,7 @@ gets a fake Fireworks with nothing to configure::
 
     def test_my_service_prepares_models(fireworks_emulator):
         run_my_service()  # reads FIREWORKS_BASE_URL / FIREWORKS_API_KEY as usual
-        assert fireworks_emulator.stats.prepare_successes["accounts/acme/models/m@FP8"] == 1
+        assert fireworks_emulator.stats.prepare_successes["accounts/test-account/models/m@FP8"] == 1
 
 The fixture starts an emulator on a free loopback port in a background
 thread (so it serves synchronous code, subprocesses and any async framework
@@ -16,7 +16,14 @@ afterwards. To configure it, mark the test::
     @pytest.mark.fireworks_emulator(rpm=600, retry_after=True)
     def test_under_rate_limit(fireworks_emulator): ...
 
-The mark takes the keyword arguments of :class:`fwprep.emulator.EmulatorConfig`.
+    @pytest.mark.fireworks_emulator(models=50)  # test-account's m0 ... m49, nothing else
+    def test_listing(fireworks_emulator): ...
+
+The mark takes the keyword arguments of :class:`fwprep.emulator.Emulator`: the
+fields of :class:`~fwprep.emulator.EmulatorConfig`, ``models``, ``api_key``
+and ``account_id`` (the account exported, and the one ``models=N`` fills). A
+catalogue file whose models are all of one account exports that account. A
+setting the emulator does not take fails the test with a one-line error.
 """
 
 from __future__ import annotations
@@ -47,9 +54,28 @@ def fireworks_emulator(
 ) -> Iterator[EmulatorThread]:
     """A running Fireworks emulator, with the FIREWORKS_* variables pointing at it."""
     marker = request.node.get_closest_marker("fireworks_emulator")
+    if marker is not None and marker.args:
+        raise pytest.UsageError(
+            "@pytest.mark.fireworks_emulator takes keyword settings only "
+            f"(rpm=600, models=50, ...), got {marker.args!r}"
+        )
     settings = dict(marker.kwargs) if marker is not None else {}
-    with EmulatorThread(**settings) as emulator:
+    settings.setdefault("account_id", TEST_ACCOUNT)
+    try:
+        emulator = EmulatorThread(**settings)
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"@pytest.mark.fireworks_emulator: {exc}") from None
+    with emulator:
         monkeypatch.setenv("FIREWORKS_BASE_URL", emulator.base_url)
         monkeypatch.setenv("FIREWORKS_API_KEY", emulator.api_key)
-        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", TEST_ACCOUNT)
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", _account(emulator, settings["account_id"]))
         yield emulator
+
+
+def _account(emulator: EmulatorThread, default: str) -> str:
+    """The catalogue's one account, if it has exactly one; else ``default``."""
+    catalog = emulator.config.catalog
+    if not catalog:
+        return default
+    accounts = {name.split("/")[1] for name in catalog}
+    return accounts.pop() if len(accounts) == 1 else default
