@@ -87,6 +87,20 @@ RowSkip = Callable[[dict[str, Any]], bool]
 _TOML_TABLE_RE = re.compile(r"^\s*\[\[\s*prepare\s*\]\]")
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
 _MAX_SHOWN = 80
+MAX_FIELD = 1024
+"""The most characters a manifest value may hold (model, precision, read_mask); longer is invalid.
+
+A full model name is at most 142 characters; the limit only keeps a runaway
+value (a whole file on one line) out of messages and the report.
+"""
+_MAX_KEPT = 256  # characters of an invalid row's raw model or precision kept for the report
+
+
+def _clip(value: str | None) -> str | None:
+    """A raw value as kept in an invalid row's record: cut, with its length said."""
+    if value is None or len(value) <= _MAX_KEPT:
+        return value
+    return f"{value[:_MAX_KEPT]}... ({len(value)} characters)"
 
 
 class ManifestError(InputError):
@@ -104,8 +118,8 @@ class InvalidRow:
     source: str
     line: int
     message: str
-    model: str | None = None
-    precision: str | None = None
+    model: str | None = attrs.field(default=None, converter=_clip)
+    precision: str | None = attrs.field(default=None, converter=_clip)
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.message}"
@@ -172,6 +186,12 @@ def make_entry(
         )
     if read_mask is not None and not isinstance(read_mask, str):
         return invalid(f"read_mask must be a string, got {type(read_mask).__name__}")
+    for name, value in (("model", model), ("precision", precision), ("read_mask", read_mask)):
+        if value is not None and len(value) > MAX_FIELD:
+            return invalid(
+                f"{name} is {len(value)} characters long, more than the {MAX_FIELD} a manifest "
+                f"value may hold: {_show(value)}"
+            )
     try:
         ref = ModelRef.parse(model, default_account)
         parsed = Precision.parse(precision) if precision and precision.strip() else None
@@ -186,8 +206,9 @@ class Manifest:
     Use :meth:`open`, then iterate :meth:`entries` once. The manifest's own
     ``account_id`` (TOML) wins over ``default_account`` for its bare ids.
     With ``precisions``, a row that names no precision becomes one item per
-    precision given; :attr:`unnamed` counts such rows as they are read (so a
-    caller can say that ``precisions`` changed nothing).
+    precision given; :attr:`unnamed` counts such rows as they are read, and
+    :attr:`named` the valid rows that name one (so a caller can say that
+    ``precisions`` changed nothing).
     """
 
     def __init__(
@@ -203,6 +224,7 @@ class Manifest:
         self.default_account = default_account
         self.precisions = precisions
         self.unnamed = 0
+        self.named = 0
         self._stream = stream
         self._csv: _CsvReader | None = None
         self._toml: list[ManifestEntry] | None = None
@@ -226,6 +248,8 @@ class Manifest:
         """
         kind = detect_format(path, fmt)
         if path == "-":
+            if sys.stdin is None:
+                raise ManifestError("-: standard input is closed; nothing to read")
             stream: IO[bytes] = sys.stdin.buffer
             label = "<stdin>"
         else:
@@ -247,7 +271,7 @@ class Manifest:
 
     def close(self) -> None:
         """Close the file (standard input is left open)."""
-        if self._stream is not sys.stdin.buffer:
+        if sys.stdin is None or self._stream is not sys.stdin.buffer:
             self._stream.close()
 
     def __enter__(self) -> Manifest:
@@ -270,6 +294,8 @@ class Manifest:
                         for precision in self.precisions:
                             yield attrs.evolve(entry, precision=precision)
                         continue
+                elif isinstance(entry, PrepareItem):
+                    self.named += 1
                 yield entry
         except OSError as exc:
             raise ManifestError(f"{self.path}: read failed: {exc.strerror or exc}") from None
@@ -422,7 +448,10 @@ def _jsonl_entries(
             yield InvalidRow(source, number, "the line is not valid UTF-8")
             continue
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKeyError as exc:
+            yield InvalidRow(source, number, str(exc))
+            continue
         except ValueError as exc:
             yield InvalidRow(source, number, f"invalid JSON: {exc}")
             continue
@@ -448,6 +477,19 @@ def _jsonl_entries(
             line=number,
             default_account=default_account,
         )
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object names a key twice (``json`` would keep the last one silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKeyError(f"key {_show(key)} appears twice in the object")
+        data[key] = value
+    return data
 
 
 def _text_entries(
