@@ -83,20 +83,25 @@ class Progress:
         if self.quiet:
             return
         if self._bar is not None:
-            failed = self.counts["failed"] + self.counts["invalid"]
-            notes = [f"{failed} failed"] if failed else []
-            notes += [f"{self.waiting} waiting"] if self.waiting else []
             self._bar.update(
-                self._task,
-                completed=self.done,
-                rate=f"{self.rate:.1f}",
-                failures=", ".join(notes),
+                self._task, completed=self.done, rate=f"{self.rate:.1f}", failures=self.notes()
             )
             return
         now = time.monotonic()
         if now - self._last_line >= self.interval:
             self._last_line = now
             print(f"fwprep: {self.status_line()}", file=self.stream, flush=True)
+
+    def notes(self) -> str:
+        """What the bar shows beside the count: ``2 failed, 1 invalid, 5 waiting``.
+
+        Each status under its own name: an invalid manifest row is no failed
+        preparation.
+        """
+        counts = ((self.counts["failed"], "failed"), (self.counts["invalid"], "invalid"))
+        notes = [f"{n} {status}" for n, status in counts if n]
+        notes += [f"{self.waiting} waiting"] if self.waiting else []
+        return ", ".join(notes)
 
     @property
     def waiting(self) -> int:

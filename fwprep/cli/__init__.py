@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -11,8 +13,10 @@ from fwprep._version import __version__
 from fwprep.batch.report import ReportError
 from fwprep.cli import batch, emulator, models, prepare, report
 from fwprep.cli._common import (
+    COMMAND_EXIT_CODES,
     ENVIRONMENT,
     EXIT_CODES,
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_SIGINT,
     EXIT_USAGE,
@@ -31,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="fwprep",
         description="Prepare Fireworks AI models for deployment precisions, one or in bulk.",
-        epilog=EXIT_CODES + "\n" + ENVIRONMENT,
+        epilog=COMMAND_EXIT_CODES + "\n" + ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fwprep {__version__}")
@@ -51,16 +55,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with logging_to_stderr(getattr(args, "verbose", False)):
             exit_code: int = asyncio.run(args.handler(args))
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a full disk shows here, not at the interpreter's exit
             return exit_code
     except (ConfigError, InputError, ReportError) as exc:
         say(f"error: {exc}")
         return EXIT_USAGE
+    except BrokenPipeError:
+        _discard_output()  # the reader went away (| head): stop quietly, as shell tools do
+        return EXIT_OK
+    except OSError as exc:  # every file fwprep reads or writes says its own errors: the output
+        _discard_output()
+        say(f"error: cannot write the output: {exc.strerror or exc}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         if args.command == "emulator":
             say("emulator stopped")
             return EXIT_OK
         say("interrupted")
         return EXIT_SIGINT
+
+
+def _discard_output() -> None:
+    """Point standard output at the null device, for what could not be written.
+
+    What is still buffered goes there, so that the interpreter's last flush
+    at exit neither fails nor prints.
+    """
+    if sys.stdout is None:
+        return
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor behind it
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,15 @@ EXIT_HALTED = 3
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
+COMMAND_EXIT_CODES = f"""exit codes (each command's --help lists its own):
+  {EXIT_OK}    success
+  {EXIT_FAILED}    something failed: an item, a preparation, a listing
+  {EXIT_USAGE}    usage or configuration error, or unreadable input: nothing was sent
+  {EXIT_HALTED}    halted: the API refused the key (401/403), or --max-failures was reached
+  {EXIT_SIGINT}  interrupted by Ctrl-C (SIGINT)
+  {EXIT_SIGTERM}  interrupted by SIGTERM
+"""
+
 EXIT_CODES = f"""exit codes:
   {EXIT_OK}    every item succeeded (or was skipped as already done)
   {EXIT_FAILED}    some item failed or was invalid
@@ -72,6 +81,14 @@ def duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_duration(text: str) -> float:
+    """An argparse type: a duration above zero (``--wait-timeout``, ``--poll-interval``)."""
+    seconds = duration(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return seconds
 
 
 def show_duration(seconds: float) -> str:
@@ -157,7 +174,7 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     throttle_timeout = RetryPolicy().throttle_timeout
     group.add_argument(
         "--throttle-timeout",
-        type=duration,
+        type=positive_duration,
         default=throttle_timeout,
         metavar="D",
         help="fail a throttled request only after the server has answered nothing but 429 "
@@ -170,7 +187,7 @@ def add_poll_interval(parser: argparse.ArgumentParser, what: str) -> None:
     """``--poll-interval``, whose default depends on ``--emulate``."""
     parser.add_argument(
         "--poll-interval",
-        type=duration,
+        type=positive_duration,
         metavar="D",
         help=f"how often {what} (default: {show_duration(DEFAULT_POLL_INTERVAL)}; "
         f"{show_duration(EMULATE_POLL_INTERVAL)} with --emulate)",

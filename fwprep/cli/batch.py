@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fwprep.batch.admit import Shard, plan_batch
-from fwprep.batch.manifest import FORMATS, InvalidRow, Manifest
+from fwprep.batch.manifest import FORMATS, InvalidRow, Manifest, ManifestError
 from fwprep.batch.progress import Progress
 from fwprep.batch.report import Record, read_report
 from fwprep.batch.runner import DEFAULT_GRACE, BatchOptions, BatchRunner
@@ -37,6 +37,7 @@ from fwprep.cli._common import (
     open_client,
     plural,
     poll_interval,
+    positive_duration,
     positive_float,
     positive_int,
     precision,
@@ -97,7 +98,7 @@ def add_parser(commands: Any) -> None:
     )
     add(
         "--wait-timeout",
-        type=duration,
+        type=positive_duration,
         default=DEFAULT_WAIT_TIMEOUT,
         metavar="D",
         help="how long each --wait may take from its acceptance "
@@ -119,7 +120,13 @@ def add_parser(commands: Any) -> None:
         f"(default: {show_duration(DEFAULT_GRACE)})",
     )
     add("-q", "--quiet", action="store_true", help="no progress display")
-    add("-o", "--output", choices=("text", "json"), default="text")
+    add(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="the summary as text on stderr (default), or one JSON object on stdout",
+    )
     add_connection(parser)
     parser.set_defaults(handler=run)
 
@@ -176,15 +183,22 @@ def _spool_stdin(paths: list[str]) -> tuple[list[str], list[str]]:
     """Copy standard input to a temporary file so it can be read twice; return paths, temps."""
     if "-" not in paths:
         return paths, []
+    if sys.stdin is None:
+        raise ManifestError("-: standard input is closed; nothing to read")
     with tempfile.NamedTemporaryFile("wb", suffix=".stdin", delete=False) as spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool)
+        try:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+        except OSError as exc:
+            spool.close()
+            os.unlink(spool.name)
+            raise ManifestError(f"-: cannot keep standard input for --strict: {exc}") from None
     return [spool.name if p == "-" else p for p in paths], [spool.name]
 
 
 async def run(args: argparse.Namespace) -> int:
     """Plan (``--dry-run``) or run the batch; return its exit code."""
     shard = Shard.parse(args.shard) if args.shard else None
-    report_path = Path(args.report) if args.report else default_report_path(args.manifests)
+    report_path = Path(args.report) if args.report else default_report_path(args.manifests, shard)
     paths, temporary = _spool_stdin(list(args.manifests)) if args.strict else (args.manifests, [])
     try:
         if args.dry_run:
@@ -211,8 +225,12 @@ def _strict_check(paths: list[str], args: argparse.Namespace) -> bool:
 
 
 def _precisions_unused(args: argparse.Namespace, manifests: list[Manifest]) -> None:
-    """Say so when ``-p`` was given and every row read named its own precision."""
-    if args.precisions and not any(manifest.unnamed for manifest in manifests):
+    """Say so when ``-p`` was given and every valid row read named its own precision.
+
+    A manifest with no valid row says nothing: ``-p`` had nothing to change.
+    """
+    named = any(manifest.named for manifest in manifests)
+    if args.precisions and named and not any(manifest.unnamed for manifest in manifests):
         given = " ".join(f"-p {p.value}" for p in args.precisions)
         say(f"warning: {given} changed nothing: every valid row names its precision")
 
@@ -381,7 +399,7 @@ def _signals(
             say(f"{name} again: exiting now")
             os._exit(code(name))
         say(
-            f"{name}: starting no new items; requests in flight get {grace:g} s to finish "
+            f"{name}: sending nothing more; requests on the wire get {grace:g} s to finish "
             "(press Ctrl-C again to quit at once)"
         )
         runner.stop(name)

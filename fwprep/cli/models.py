@@ -6,7 +6,6 @@ import argparse
 import csv
 import fnmatch
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -75,13 +74,32 @@ def add_parser(commands: Any) -> None:
     )
     add = parser.add_argument
     add("--filter", metavar="EXPR", help="an AIP-160 filter, sent to the server as written")
-    add("--kind", action="append", type=_one_of(KINDS, "kind"), default=[], metavar="KIND")
-    add("--state", action="append", type=_one_of(STATES, "state"), default=[], metavar="STATE")
+    add(
+        "--kind",
+        action="append",
+        type=_one_of(KINDS, "kind"),
+        default=[],
+        metavar="KIND",
+        help="only models of this kind (hf-peft-addon, any case); repeat for several",
+    )
+    add(
+        "--state",
+        action="append",
+        type=_one_of(STATES, "state"),
+        default=[],
+        metavar="STATE",
+        help="only models in this state (ready, uploading); repeat for several",
+    )
     add("--missing", type=precision, metavar="P", help="only models not prepared for P")
     add("--has", type=precision, metavar="P", help="only models prepared for P")
     add("--match", metavar="GLOB", help="only models whose id matches GLOB ('llama-*')")
     add("--limit", type=positive_int, metavar="N", help="stop after N models")
-    add("-o", "--output", choices=("table", "csv", "jsonl"), help="table, csv or jsonl")
+    add(
+        "-o",
+        "--output",
+        choices=("table", "csv", "jsonl", "json"),
+        help="table, csv or jsonl (json: the same as jsonl, one object a line)",
+    )
     add_connection(parser)
     parser.set_defaults(handler=run)
 
@@ -120,10 +138,13 @@ def selection(args: argparse.Namespace) -> Callable[[Model], bool]:
 async def run(args: argparse.Namespace) -> int:
     """List, choose and print; exit 1 if the listing fails part-way."""
     output = args.output or ("table" if sys.stdout.isatty() else "csv")
+    output = "jsonl" if output == "json" else output
     account_id = account(args)
     if account_id is None:
         raise ConfigError("no account to list: pass -a ACCOUNT or set FIREWORKS_ACCOUNT_ID")
     chosen = selection(args)
+    if sys.stdout is None:
+        raise ConfigError("standard output is closed: nowhere to print the models")
     out = _Printer(output, sys.stdout)
     seen = 0
     try:
@@ -140,10 +161,6 @@ async def run(args: argparse.Namespace) -> int:
         out.close(complete=False)
         say(f"error: the listing failed after {plural(out.count, 'model')} printed: {exc}")
         return EXIT_FAILED
-    except BrokenPipeError:
-        # The reader went away (| head): stop quietly, as a shell tool does.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
     total = listing.total_size if listing.total_size is not None else seen
     say(f"{plural(out.count, 'model')} of {total} in {account_id}")
     return EXIT_OK

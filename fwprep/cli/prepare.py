@@ -8,25 +8,35 @@ from typing import Any
 
 from fwprep.cli._common import (
     ENVIRONMENT,
-    EXIT_CODES,
     EXIT_FAILED,
+    EXIT_HALTED,
     EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_USAGE,
     account,
     add_connection,
     add_poll_interval,
-    duration,
     emit,
     open_client,
     plural,
     poll_interval,
+    positive_duration,
     precision,
     say,
     show_duration,
 )
 from fwprep.client import DEFAULT_WAIT_TIMEOUT
-from fwprep.errors import ConfigError, FwprepError
+from fwprep.errors import AuthenticationError, ConfigError, FwprepError, PermissionDeniedError
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
+
+_EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    the prepare was accepted (with --wait: the precision is ready)
+  {EXIT_FAILED}    the prepare was refused or failed, or the preparation failed or timed out
+  {EXIT_USAGE}    usage or configuration error, or an invalid model or precision: nothing was sent
+  {EXIT_HALTED}    the API refused the key (401/403)
+  {EXIT_SIGINT}  interrupted by Ctrl-C (SIGINT)
+"""
 
 
 def add_parser(commands: Any) -> None:
@@ -38,7 +48,7 @@ def add_parser(commands: Any) -> None:
         epilog="examples:\n"
         "  fwprep prepare accounts/acme/models/ft-7 -p fp8 --wait\n"
         "  fwprep prepare ft-7 -a acme -p fp8 -o json\n"
-        "  fwprep prepare my-model -p fp8 --wait --emulate\n\n" + EXIT_CODES + "\n" + ENVIRONMENT,
+        "  fwprep prepare my-model -p fp8 --wait --emulate\n\n" + _EXIT_CODES + "\n" + ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", help="accounts/ACCOUNT/models/MODEL, or a bare model id")
@@ -54,7 +64,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--wait-timeout",
-        type=duration,
+        type=positive_duration,
         default=DEFAULT_WAIT_TIMEOUT,
         metavar="D",
         help="how long --wait waits: 90s, 30m, 1h "
@@ -64,7 +74,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="check the input and show the request; send nothing"
     )
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (default), or one JSON object on stdout, failures included",
+    )
     add_connection(parser)
     parser.set_defaults(handler=run)
 
@@ -75,6 +91,17 @@ def _error_json(error: BaseException) -> dict[str, Any]:
         "code": getattr(error, "code", None),
         "message": str(error),
     }
+
+
+def _failed(args: argparse.Namespace, text: str, result: dict[str, Any], error: Exception) -> int:
+    """Report a failure (stderr as text, stdout as JSON); its exit code."""
+    result.update(status="failed", error=_error_json(error))
+    if args.output == "json":
+        print(json.dumps(result, sort_keys=True))
+    else:
+        say(text)
+    refused = isinstance(error, AuthenticationError | PermissionDeniedError)
+    return EXIT_HALTED if refused else EXIT_FAILED
 
 
 def _dry_run(args: argparse.Namespace, item: PrepareItem) -> int:
@@ -102,9 +129,7 @@ async def run(args: argparse.Namespace) -> int:
         try:
             outcome = await client.prepare_model(ref, wanted, read_mask=args.read_mask)
         except FwprepError as exc:
-            result.update(status="failed", error=_error_json(exc))
-            emit(args.output, f"{ref}: prepare failed: {exc}", result)
-            return EXIT_FAILED
+            return _failed(args, f"{ref}: prepare failed: {exc}", result, exc)
         what = wanted.value if wanted else "the default precision"
         result.update(
             status="ok", attempts=outcome.attempts, http_status=outcome.http_status, ready=None
@@ -125,9 +150,8 @@ async def run(args: argparse.Namespace) -> int:
                 ref, wanted, timeout=args.wait_timeout, poll_interval=poll_interval(args)
             )
         except FwprepError as exc:
-            result.update(status="failed", ready=False, error=_error_json(exc))
-            emit(args.output, f"{ref}: {exc}", result)
-            return EXIT_FAILED
+            result["ready"] = False
+            return _failed(args, f"{ref}: {exc}", result, exc)
         result["ready"] = True
         emit(args.output, f"{ref}: {what} is ready", result)
         return EXIT_OK
