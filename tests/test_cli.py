@@ -94,7 +94,7 @@ def test_bad_input_is_exit_2_with_a_message_and_no_traceback(
 
 
 def test_a_failed_prepare_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(
+    code, out, err = run(
         capsys,
         "prepare",
         "accounts/a/models/m",
@@ -108,8 +108,9 @@ def test_a_failed_prepare_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
         "0",
     )
     assert code == 1
-    assert "prepare failed" in out
-    assert "cannot connect to 127.0.0.1:9" in out
+    assert out == ""  # a failure is said on stderr
+    assert "prepare failed" in err
+    assert "cannot connect to 127.0.0.1:9" in err
 
 
 def test_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

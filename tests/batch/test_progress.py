@@ -47,7 +47,7 @@ def test_a_terminal_gets_a_bar_with_counts_and_failures() -> None:
     progress.close()
     screen = stream.getvalue()
     assert "4/4" in screen
-    assert "2 failed" in screen
+    assert "1 failed, 1 invalid" in screen  # an invalid row is no failed preparation
 
 
 def test_items_waiting_are_shown_until_their_final_record() -> None:

@@ -253,11 +253,15 @@ async def test_a_stop_event_stops_a_batch_gracefully(tmp_path: Path) -> None:
                 async for _ in records:
                     seen += 1
                     stop.set()
+        sent = sum(emu.stats.prepare_requests.values())
     statuses = last_statuses(report)
     assert statuses["started"] == 0
     assert statuses["ok"] <= 1 + 4 + 4  # the first, those in flight and those being fetched
-    assert sum(statuses.values()) == statuses["ok"]  # in flight within the grace: finished ok
-    assert seen == statuses["ok"]
+    # On the wire within the grace: finished ok. Not on the wire yet (waiting for the
+    # limiter or a slot): never sent, recorded interrupted.
+    assert sent == statuses["ok"]
+    assert sum(statuses.values()) == statuses["ok"] + statuses["interrupted"]
+    assert seen == sum(statuses.values())
 
 
 # -- r07: testing mode zeroes backoff, not the pacing the server asks for ----------------------

@@ -109,7 +109,7 @@ def test_signals_stop_gracefully_with_the_report_flushed(
         received = list(emu.stats.received)
     assert proc.returncode == code
     assert took < grace + 2.0
-    assert "starting no new items" in stderr
+    assert "sending nothing more" in stderr
     assert "finished in" in stderr  # the summary
     assert f"interrupted by {sig.name}; rerun with --resume" in stderr
     assert "Traceback" not in stderr
@@ -134,7 +134,7 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGINT)
             assert proc.stderr is not None
             for line in proc.stderr:  # the first signal has been handled once this is said
-                if "starting no new items" in line:
+                if "sending nothing more" in line:
                     break
             started = time.monotonic()
             proc.send_signal(signal.SIGINT)
