@@ -20,6 +20,18 @@ from fwprep.batch import read_report
 from fwprep.emulator import EmulatorThread
 
 
+def run_cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    """Run the command line in process: (exit code, stdout, stderr); argparse's exits included."""
+    from fwprep.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def env_for(emulator: EmulatorThread, key: str | None = None) -> dict[str, str]:
     """The environment of a user pointed at ``emulator`` (with ``key``, or the right one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORKS_")}

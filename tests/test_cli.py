@@ -3,18 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import run_cli
 
 from fwprep.cli import main, parse_duration
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the command line; argparse's own errors end in SystemExit, which is kept as the code."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,10 @@ positive_float = _checked(float, lambda v: 0 < v < float("inf"), "must be more t
 probability = _checked(
     float, lambda v: 0.0 <= v <= 1.0, "must be a probability from 0 to 1", "a number"
 )
+port = _checked(int, lambda v: 0 <= v <= 65535, "a port is 0 to 65535", "a port number")
+at_least_one = _checked(
+    float, lambda v: 1 <= v < float("inf"), "must be at least 1 request", "a number"
+)
 
 
 def precision(text: str) -> Precision:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from fwprep.cli._common import (
     EXIT_OK,
+    at_least_one,
     duration,
+    port,
     positive_float,
     probability,
     say,
@@ -41,26 +43,6 @@ def _uniform(
     if values[0] < 0 or (values[1] is not None and not values[0] <= values[1] < float("inf")):
         raise argparse.ArgumentTypeError(f"not a {what} range: {text!r} (need 0 <= LOW <= HIGH)")
     return values
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {text}")
-    return port
-
-
-def _burst(text: str) -> float:
-    try:
-        depth = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= depth < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be at least 1 request, got {text}")
-    return depth
 
 
 def _delay(text: str) -> tuple[float, float | None]:
@@ -99,7 +81,7 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument(
         "--port",
-        type=_port,
+        type=port,
         default=DEFAULT_PORT,
         help=f"port, 0 to 65535 (0: any free port; default: {DEFAULT_PORT})",
     )
@@ -107,7 +89,7 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpm", type=positive_float, help="account-wide requests/minute limit")
     parser.add_argument(
         "--burst",
-        type=_burst,
+        type=at_least_one,
         metavar="N",
         help="rate-limit bucket depth in requests, at least 1 (default: a second's worth)",
     )

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from support import fwprep
+from support import fwprep, run_cli
 
 import fwprep as api
 from fwprep import ConfigError, FireworksClient, InputError, PrepareItem, Waiter
@@ -39,13 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = (REPO / "batch_examples" / "quickstart.csv").read_text()
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def plain_env() -> dict[str, str]:
