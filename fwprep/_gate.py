@@ -20,7 +20,15 @@ __all__ = ["GATE", "RequestNotSent", "SendGate"]
 
 
 class RequestNotSent(Exception):
-    """The gate closed before the request could leave; nothing was sent."""
+    """The gate closed before the request could leave.
+
+    ``retry`` tells whether an earlier request of the same exchange had left
+    (this one was a retry), so that the item may have reached the server.
+    """
+
+    def __init__(self, *, retry: bool = False) -> None:
+        super().__init__("the batch stopped before a retry left" if retry else "not sent")
+        self.retry = retry
 
 
 class SendGate:
@@ -30,15 +38,15 @@ class SendGate:
         self.closed = False
         self.on_wire: set[asyncio.Task[object]] = set()
 
-    def check(self) -> None:
-        """Raise :class:`RequestNotSent` once the gate is closed."""
+    def check(self, *, retry: bool = False) -> None:
+        """Raise :class:`RequestNotSent` once the gate is closed (``retry``: for a retry)."""
         if self.closed:
-            raise RequestNotSent("the batch stopped before the request left")
+            raise RequestNotSent(retry=retry)
 
     @contextlib.contextmanager
-    def sending(self) -> Iterator[None]:
+    def sending(self, *, retry: bool = False) -> Iterator[None]:
         """Check the gate, then mark the current task on the wire for the block."""
-        self.check()
+        self.check(retry=retry)
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - always inside a task under asyncio
             yield

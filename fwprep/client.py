@@ -264,15 +264,19 @@ class FireworksClient:
 
     # -- one request ---------------------------------------------------------------
 
-    async def _attempt(self, request: Request) -> _Attempt:
-        """Send once (in a slot, at the limiter's pace) and classify what came back."""
+    async def _attempt(self, request: Request, *, retry: bool = False) -> _Attempt:
+        """Send once (in a slot, at the limiter's pace) and classify what came back.
+
+        In a batch that stops (see :mod:`fwprep._gate`), raises
+        :class:`~fwprep._gate.RequestNotSent` instead of sending.
+        """
         gate = GATE.get()
         if gate is not None:
-            gate.check()
+            gate.check(retry=retry)
         async with self._slots_here():
             sent_at = await self.limiter.acquire()
             try:
-                with gate.sending() if gate is not None else contextlib.nullcontext():
+                with gate.sending(retry=retry) if gate is not None else contextlib.nullcontext():
                     response: Response | TransportError = await self.transport(request)
             except TransportError as exc:
                 response = exc
@@ -318,7 +322,7 @@ class FireworksClient:
         started: float | None = None
         while True:
             attempt += 1
-            sent = await self._attempt(request)
+            sent = await self._attempt(request, retry=attempt > 1)
             started = sent.sent_at if started is None else started
             throttled += sent.status == 429
             step = self.retry.decide(
@@ -344,7 +348,7 @@ class FireworksClient:
                 return _Exchange(sent.status, sent.body, step.error, attempt, elapsed)
             if step.wait > 0:
                 if (gate := GATE.get()) is not None:
-                    gate.check()  # a stopped batch sends no retry: no point waiting for one
+                    gate.check(retry=True)  # a stopped batch sends no retry: no point waiting
                 await self.clock.sleep(step.wait)
 
     # -- the public calls ---------------------------------------------------------

@@ -401,7 +401,7 @@ class BatchRunner:
         return record
 
     def _stopped_ending(self, *, sent: bool) -> _Ending:
-        """An item ended by a stop or a halt: on the wire (``sent``) or before it left."""
+        """An item ended by a stop or a halt: after a request of its left (``sent``), or before."""
         why = self.summary.interrupted or self.summary.halted or "the batch was stopped"
         if sent:
             return _Ending("interrupted", error=ErrorInfo("Interrupted", None, f"stopped by {why}"))
@@ -434,8 +434,8 @@ class BatchRunner:
             if options.wait and item.precision is not None:
                 return attrs.evolve(ending, status="accepted")  # the waiter takes it from here
             return ending
-        except RequestNotSent:  # the batch stopped between this item's requests
-            return self._stopped_ending(sent=False)
+        except RequestNotSent as exc:  # the batch stopped before this request could leave
+            return self._stopped_ending(sent=exc.retry)
         except FwprepError as exc:  # reading the model for --check failed
             status = exc.status if isinstance(exc, ApiError) else None
             return _Ending("failed", attempts=0, http_status=status, error=exc)

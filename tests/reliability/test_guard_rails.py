@@ -15,6 +15,7 @@ import glob
 import json
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -25,11 +26,19 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from support import fwprep, run_cli
+from support import FakeApi, fwprep, run_cli
 
 import fwprep as api
-from fwprep import ConfigError, FireworksClient, InputError, PrepareItem, Waiter
-from fwprep.batch import iter_batch, read_report, run_batch
+from fwprep import (
+    ConfigError,
+    FireworksClient,
+    InputError,
+    PrepareItem,
+    Request,
+    Response,
+    Waiter,
+)
+from fwprep.batch import BatchRunner, Record, iter_batch, read_report, run_batch
 from fwprep.batch.progress import Progress
 from fwprep.cli import main
 from fwprep.cli.emulator import export_line
@@ -234,6 +243,27 @@ def test_ctrl_c_sends_nothing_more_and_the_report_agrees(tmp_path: Path) -> None
     assert f"{6 - posts} interrupted" in report.stdout
 
 
+async def test_a_stop_between_retries_sends_no_retry() -> None:
+    api_ = FakeApi()
+    api_.post(re.compile(":prepare$"), status=503, repeat=True)
+    runner: BatchRunner | None = None
+
+    async def answer_then_stop(request: Request) -> Response:
+        response = await api_(request)
+        assert runner is not None
+        runner.stop("SIGINT")  # the answer is a 503: the exchange would retry
+        return response
+
+    records: list[Record] = []
+    async with FireworksClient("k", transport=answer_then_stop) as client:
+        runner = BatchRunner(client, on_record=records.append)
+        summary = await runner.run([PrepareItem("accounts/acme/models/x", "fp8")])
+    assert sum(len(calls) for calls in api_.requests.values()) == 1
+    assert summary.counts == {"interrupted": 1}
+    assert records[0].error is not None
+    assert records[0].error.message == "stopped by SIGINT"  # a request had left: not "not sent"
+
+
 # -- public entry points check their arguments ---------------------------------------------------
 
 
@@ -323,8 +353,6 @@ def test_the_export_line_is_quoted_for_the_shell() -> None:
 
 
 def test_the_progress_bar_counts_an_invalid_row_apart_from_failures() -> None:
-    from fwprep.batch import Record
-
     progress = Progress(2, quiet=True)
     progress(Record(None, "invalid", None, None, "m.csv", 3))
     assert progress.notes() == "1 invalid"
