@@ -220,7 +220,7 @@ def _strict_check(paths: list[str], args: argparse.Namespace) -> bool:
                 bad += 1
                 say(str(entry))
     if bad:
-        say(f"--strict: {plural(bad, 'invalid row')}; nothing was sent")
+        say(f"error: --strict: {plural(bad, 'invalid row')}; nothing was sent")
     return bad == 0
 
 

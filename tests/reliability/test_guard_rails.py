@@ -635,8 +635,8 @@ def invocations(draw: st.DrawFn) -> list[str]:
     return words
 
 
-@settings(
-    max_examples=80,
+@settings(  # FWPREP_FUZZ_EXAMPLES=2000 for a deeper run by hand
+    max_examples=int(os.environ.get("FWPREP_FUZZ_EXAMPLES", "80")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
