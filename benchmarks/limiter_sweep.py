@@ -1,44 +1,36 @@
-"""The adaptive limiter on simulated accounts: many timings per cell, on virtual time.
+"""The adaptive limiter on simulated accounts of every shape, many timings a cell, virtual time.
 
-`benchmarks/run.py --only throttled` runs real `fwprep batch` processes
-against the emulator: one timing per cell, and 20 minutes for the table. A
-shared account's outcome depends on timing (which process wins the start's
-tokens, and how large the shards fall), so one run of a cell can land
-anywhere from 1.0x to 1.4x the ideal. This sweep runs the real client on
-virtual time against a token bucket (`tests/simulated.py`): every cell with
-many seeded timings (answer jitter; processes starting 0.03 s apart, as 8
-real ones launched at once on two cores do; the items split over them by
-hash as `--shard k/N` splits them, so that shards are of unequal size, as
-real ones are), so a change to the limiter is judged on the spread, in
-under a minute.
+Fireworks documents an account's budget, not its shape (a token bucket of some
+depth, a fixed calendar minute, a sliding minute; `Retry-After` absent, rounded
+up, exact, in milliseconds or fixed; refused requests counted or not). This
+sweep runs the real client on virtual time (`tests/simulated.py`) against each
+shape (`fwprep/emulator/budget.py`, the emulator's own), with seeded timings
+(answer jitter; processes starting 0.03 s apart; items split by hash as
+`--shard k/N` splits them; a window's minute already partly gone), so a rule
+of the limiter is judged on shapes it was not chosen on, in minutes.
 
-    python benchmarks/limiter_sweep.py                         # every cell, 12 timings each
-    python benchmarks/limiter_sweep.py --rpm 1200 --seeds 30   # one limit, more timings
-    python benchmarks/limiter_sweep.py --limiter /tmp/limits.py  # the same cells, side by side
+    python benchmarks/limiter_sweep.py                          # the default cells
+    python benchmarks/limiter_sweep.py --shapes window --modes none --rpm 10 1200
+    python benchmarks/limiter_sweep.py --count-refused          # refused requests spend budget
+    python benchmarks/limiter_sweep.py --limiter /tmp/limits.py # another limiter beside this one
 
-Several processes are told they share the account, as `--shard k/N` tells
-them; `--unshared` runs them as if each were alone (jobs started side by
-side without `--shared`), to show what that costs.
-
-`--limiter` loads another copy of `fwprep/limits.py` (a change being tried),
-with the `_spacing.py` beside it if there is one (the slow account's
-spacing), and runs every cell with both, on the same timings. `--jitter 0`
-takes the answers' latency jitter away, as on loopback: paced requests then
-reach the token bucket as evenly spaced as they left, which is what the
-benchmark's real processes meet (the default 0.5 spreads them, and hides
-how a process paced near the account's rate takes most of its tokens).
-Each row: mean and worst wall time over the ideal (items / limit), the
-share of 429s among the requests after the first 10 s, and the 429s of the
-first 10 s (the start).
+Each cell: mean and worst wall time over the best the shape allows (bucket:
+(N - depth) / rate; window: the start of the minute in which the last item
+fits; sliding: (ceil(N / limit) - 1) x 60 s), the share of 429s among the
+requests after the first 10 s, requests per item, and FAILED when an item
+failed. `--limiter` loads another copy of `fwprep/limits.py` (with the
+`_spacing.py` beside it, if any) and runs it on the same timings.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +40,9 @@ from fwprep import limits
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 simulated = importlib.import_module("simulated")
 
-CELLS = {10: 20, 60: 60, 90: 90, 300: 200, 1200: 600, 6000: 3000}  # requests/minute: items
-CLIENTS = (1, 4, 8)
+ITEMS = {10: 25, 60: 150, 600: 1500, 1200: 3000, 6000: 15000}  # requests/minute: items
+SHAPES = ("bucket:1", "bucket:5", "bucket:1s", "bucket:60s", "window", "sliding")
+MODES = ("none", "seconds", "exact", "ms", "fixed:1", "fixed:6")
 
 
 def _load(name: str, path: Path) -> Any:
@@ -62,104 +55,128 @@ def _load(name: str, path: Path) -> Any:
 
 
 def load_limiter(path: str) -> Any:
-    """The ``AdaptiveRateLimiter`` class of another copy of ``fwprep/limits.py``.
-
-    A ``_spacing.py`` beside it stands in for ``fwprep._spacing`` while the
-    copy is loaded, so a change to the slow account's spacing is tried too.
-    """
+    """The ``AdaptiveRateLimiter`` class of another copy of ``fwprep/limits.py``."""
     spacing = Path(path).with_name("_spacing.py")
-    installed = sys.modules["fwprep._spacing"]
+    installed = sys.modules.get("fwprep._spacing")
     if spacing.is_file():
         sys.modules["fwprep._spacing"] = _load("fwprep_spacing_tried", spacing)
     try:
         return _load("fwprep_limits_tried", Path(path)).AdaptiveRateLimiter
     finally:
-        sys.modules["fwprep._spacing"] = installed
+        if installed is not None:
+            sys.modules["fwprep._spacing"] = installed
+
+
+def account(shape: str, rpm: int, mode: str, seed: int, **options: Any) -> Any:
+    """A simulated account of ``shape`` (``bucket:D`` requests deep, ``bucket:Ds`` seconds deep)."""
+    kind, _, depth = shape.partition(":")
+    burst = None
+    if depth:
+        burst = float(depth[:-1]) * rpm / 60 if depth.endswith("s") else float(depth)
+        burst = max(burst, 1.0)
+    phase = (seed * 37.0) % 60.0 if kind == "window" else 0.0  # the minute already gone
+    return simulated.Account(
+        rpm=rpm, retry_after=mode, depth=burst, shape=kind, phase=phase, seed=seed, **options
+    )
+
+
+def best(acct: Any, items: int) -> float:
+    """The shortest wall time the account's shape allows for ``items`` requests."""
+    limit = acct.rpm
+    if acct.shape == "bucket":
+        return max(items - acct.budget.depth, 0.0) / (limit / 60)
+    if acct.shape == "window":
+        return max(60 * math.floor((items - 1) / limit) - acct.phase, 0.0)
+    return (math.ceil(items / limit) - 1) * 60.0
 
 
 def cell(
-    limiter: type[limits.AdaptiveRateLimiter],
+    limiter: Callable[..., Any],
+    shape: str,
+    mode: str,
     rpm: int,
-    retry_after: bool,
     clients: int,
     seeds: int,
+    *,
+    count_refused: bool = False,
     jitter: float = 0.5,
     stagger: float = 0.03,
-    shared: bool | None = None,
-) -> str:
-    """One cell over ``seeds`` timings: mean/worst ratio, late 429 share, start 429s."""
-    runs = [
-        simulated.run_virtual(
+) -> dict[str, Any]:
+    """One cell over ``seeds`` timings."""
+    ratios, late, per_item, failed = [], [], [], 0
+    for seed in range(1, seeds + 1):
+        acct = account(shape, rpm, mode, seed, jitter=jitter, count_refused=count_refused)
+        run = simulated.run_virtual(
             simulated.bulk_job(
-                simulated.Account(rpm=rpm, retry_after=retry_after, jitter=jitter, seed=seed),
-                items=CELLS[rpm],
+                acct,
+                items=ITEMS[rpm],
                 clients=clients,
                 stagger=stagger if clients > 1 else 0.0,
                 limiter_type=limiter,
                 by_hash=True,
-                shared=shared,
             )
         )
-        for seed in range(1, seeds + 1)
-    ]
-    if any(run.failed for run in runs):
-        return f"x{clients} FAILED ITEMS"
-    ratios = [run.ratio for run in runs]
-    late = statistics.mean(run.late_429_share for run in runs)
-    start = statistics.mean(run.throttled - run.late_throttled for run in runs)
-    return f"x{clients} {statistics.mean(ratios):.2f}/{max(ratios):.2f} {late:4.0%} {start:4.0f}"
+        ideal = best(acct, ITEMS[rpm])
+        ratios.append(run.wall / ideal if ideal > 0 else math.inf)
+        late.append(run.late_429_share)
+        per_item.append(
+            (run.ok + sum(n for (_, s), n in acct.answers.items() if s == 429)) / ITEMS[rpm]
+        )
+        failed += run.failed
+    return {
+        "mean": statistics.mean(ratios),
+        "worst": max(ratios),
+        "late_429": statistics.mean(late),
+        "requests_per_item": statistics.mean(per_item),
+        "failed": failed,
+    }
+
+
+def show(result: dict[str, Any]) -> str:
+    text = f"{result['mean']:.2f}/{result['worst']:.2f} {result['late_429']:3.0%}"
+    return text + (" FAILED" if result["failed"] else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=12, help="timings per cell (default 12)")
-    parser.add_argument("--rpm", type=int, nargs="+", choices=list(CELLS), default=list(CELLS))
-    parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
+    parser.add_argument("--seeds", type=int, default=10, help="timings per cell (default 10)")
+    parser.add_argument("--rpm", type=int, nargs="+", choices=list(ITEMS), default=list(ITEMS))
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES))
+    parser.add_argument("--modes", nargs="+", default=list(MODES))
+    parser.add_argument("--clients", type=int, default=1, help="processes on the account")
+    parser.add_argument("--count-refused", action="store_true")
     parser.add_argument("--limiter", help="another fwprep/limits.py to run beside this one")
-    parser.add_argument(
-        "--jitter",
-        type=float,
-        default=0.5,
-        help="each answer's latency varies by up to this share (default 0.5); 0 is loopback, "
-        "where paced requests reach the server as evenly as they leave",
-    )
-    parser.add_argument(
-        "--stagger",
-        type=float,
-        default=0.03,
-        help="seconds between the processes' starts (default 0.03: 8 real processes launched "
-        "at once on two cores start within about 0.25 s of each other)",
-    )
-    parser.add_argument(
-        "--unshared",
-        action="store_true",
-        help="several processes each believe they are alone (not told the account is shared)",
-    )
+    parser.add_argument("--jitter", type=float, default=0.5)
     args = parser.parse_args()
-    limiters: dict[str, type[limits.AdaptiveRateLimiter]] = {"fwprep": limits.AdaptiveRateLimiter}
+    limiters: dict[str, Any] = {"fwprep": limits.AdaptiveRateLimiter}
     if args.limiter:
         limiters["tried"] = load_limiter(args.limiter)
-    print("cell: processes mean/worst wall/ideal, 429 share after 10 s, 429s in the first 10 s")
+    print(
+        f"{args.clients} process(es), {args.seeds} timings a cell"
+        f"{', refused requests counted' if args.count_refused else ''}: "
+        "mean/worst wall over the best, 429 share after 10 s"
+    )
+    print(f"{'shape':11} {'Retry-After':11} {'':7}" + "".join(f"{r:>20}" for r in args.rpm))
     started = time.monotonic()
-    for rpm in args.rpm:
-        for retry_after in (False, True):
+    for shape in args.shapes:
+        for mode in args.modes:
             for name, limiter in limiters.items():
-                cells = (
-                    cell(
-                        limiter,
-                        rpm,
-                        retry_after,
-                        n,
-                        args.seeds,
-                        args.jitter,
-                        args.stagger,
-                        False if args.unshared else None,
+                row = [
+                    show(
+                        cell(
+                            limiter,
+                            shape,
+                            mode,
+                            rpm,
+                            args.clients,
+                            args.seeds,
+                            count_refused=args.count_refused,
+                            jitter=args.jitter,
+                        )
                     )
-                    for n in args.clients
-                )
-                row = " | ".join(cells)
-                label = f"{rpm}/min {'RA' if retry_after else '--'} {name}"
-                print(f"{label:22} | {row}", flush=True)
+                    for rpm in args.rpm
+                ]
+                print(f"{shape:11} {mode:11} {name:7}" + "".join(f"{c:>20}" for c in row))
     print(f"{time.monotonic() - started:.0f} s")
 
 

@@ -11,7 +11,6 @@ of a second, and the outcome is the same on every run.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import selectors
 from collections import Counter
@@ -22,8 +21,13 @@ import attrs
 
 from fwprep import AdaptiveRateLimiter, FireworksClient, Request, Response
 from fwprep.batch.admit import Shard
+from fwprep.emulator.budget import Budget, LimitShape, RetryAfter
 
 T = TypeVar("T")
+
+
+def _retry_after(value: RetryAfter | str | bool | None) -> RetryAfter:
+    return RetryAfter.parse(value)
 
 
 class _JumpingSelector(selectors.DefaultSelector):
@@ -75,13 +79,17 @@ class LoopClock:
 
 @attrs.define
 class Account:
-    """One account's request budget: a token bucket every client draws on.
+    """One account's request budget, every client drawing on it (:mod:`fwprep.emulator.budget`).
 
     Attributes:
         rpm: the limit in requests a minute.
-        retry_after: whether 429s carry ``Retry-After`` (whole seconds until
-            a token is there, as the emulator sends it).
+        retry_after: what 429s say (a :class:`RetryAfter` or its text:
+            ``none``, ``seconds``, ``exact``, ``ms``, ``fixed:N``; ``True`` is
+            ``seconds``, as the emulator sends it).
         depth: the bucket's depth; default one second's worth (at least 1).
+        shape: ``bucket``, ``window`` (a calendar minute, the first one
+            ``phase`` seconds gone at the start) or ``sliding``.
+        count_refused: refused requests spend the budget too.
         latency: seconds from a request to its answer.
         jitter: each answer's latency varies by up to this share of
             ``latency`` either way, drawn from a generator seeded with
@@ -89,36 +97,34 @@ class Account:
     """
 
     rpm: float
-    retry_after: bool = False
+    retry_after: RetryAfter = attrs.field(default=RetryAfter(), converter=_retry_after)
     depth: float | None = None
     latency: float = 0.05
     jitter: float = 0.0
     seed: int = 0
-    tokens: float = attrs.field(init=False)
+    shape: LimitShape = "bucket"
+    count_refused: bool = False
+    phase: float = 0.0
+    budget: Budget = attrs.field(init=False)
     _random: random.Random = attrs.field(init=False)
-    stamp: float = 0.0
     answers: Counter[tuple[int, int]] = attrs.field(factory=Counter)
     log: list[tuple[float, int]] = attrs.field(factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
 
     def __attrs_post_init__(self) -> None:
-        self.depth = self.depth if self.depth is not None else max(1.0, self.rpm / 60)
-        self.tokens = self.depth
+        self.budget = Budget(
+            self.rpm,
+            self.shape,
+            burst=self.depth,
+            count_refused=self.count_refused,
+            phase=self.phase,
+        )
+        self.depth = self.budget.depth
         self._random = random.Random(self.seed)
 
     def _half_latency(self) -> float:
         return self.latency / 2 * (1 + self.jitter * self._random.uniform(-1, 1))
-
-    def _take(self, now: float) -> float:
-        assert self.depth is not None
-        rate = self.rpm / 60
-        self.tokens = min(self.depth, self.tokens + (now - self.stamp) * rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / rate
 
     def transport(self, client_id: int) -> Any:
         """The transport of client number ``client_id``: every answer is counted per client."""
@@ -128,7 +134,7 @@ class Account:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             await asyncio.sleep(self._half_latency())
-            wait = self._take(loop.time())
+            wait = self.budget.take(loop.time())
             await asyncio.sleep(self._half_latency())
             self.in_flight -= 1
             status = 200 if wait == 0 else 429
@@ -136,7 +142,7 @@ class Account:
             self.log.append((loop.time(), status))
             if status == 200:
                 return Response(200, {}, b"{}")
-            headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.retry_after else {}
+            headers = self.retry_after.headers(wait)
             return Response(429, headers, b'{"code": 8, "message": "rate limit exceeded"}')
 
         return send

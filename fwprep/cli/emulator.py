@@ -24,6 +24,7 @@ from fwprep.errors import ConfigError
 
 if TYPE_CHECKING:
     from fwprep.emulator import CatalogEntry, Emulator, EmulatorConfig
+    from fwprep.emulator.budget import RetryAfter
 
 DEFAULT_PORT = 8765
 """The port ``fwprep emulator`` listens on unless told otherwise."""
@@ -45,6 +46,15 @@ def _uniform(
     return values
 
 
+def _retry_after(text: str) -> RetryAfter:
+    from fwprep.emulator.budget import RetryAfter
+
+    try:
+        return RetryAfter.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _delay(text: str) -> tuple[float, float | None]:
     return _uniform(text, duration, "preparation time", "30s, 2m, or 5-30 for uniform seconds")
 
@@ -63,7 +73,8 @@ def add_parser(commands: Any) -> None:
         description="Serve a local emulator of the Fireworks control plane until Ctrl-C.",
         epilog="examples:\n"
         f"  fwprep emulator --port {DEFAULT_PORT}\n"
-        "  fwprep emulator --rpm 600 --retry-after --fault-rate 0.05 --seed 1\n\n"
+        "  fwprep emulator --rpm 600 --retry-after --fault-rate 0.05 --seed 1\n"
+        "  fwprep emulator --rpm 1200 --limit-shape window --retry-after exact\n\n"
         "Then point fwprep (or any client) at it:\n"
         f"  export FIREWORKS_BASE_URL=http://127.0.0.1:{DEFAULT_PORT} "
         f"FIREWORKS_API_KEY={DEFAULT_API_KEY}\n",
@@ -94,7 +105,24 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
         help="rate-limit bucket depth in requests, at least 1 (default: a second's worth)",
     )
     parser.add_argument(
-        "--retry-after", action="store_true", help="send Retry-After with rate-limit 429s"
+        "--limit-shape",
+        choices=("bucket", "window", "sliding"),
+        default="bucket",
+        help="the budget's shape: a token bucket --burst deep (default), a fixed calendar "
+        "minute, or any trailing 60 s",
+    )
+    parser.add_argument(
+        "--retry-after",
+        nargs="?",
+        const="seconds",
+        default="none",
+        type=_retry_after,
+        metavar="MODE",
+        help="what 429s say: none (default), seconds (the wait rounded up; the flag alone), "
+        "exact, ms (retry-after-ms) or fixed:N",
+    )
+    parser.add_argument(
+        "--count-refused", action="store_true", help="refused requests spend the budget too"
     )
     parser.add_argument(
         "--prepare-delay",
@@ -208,6 +236,8 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
         rpm=args.rpm,
         burst=args.burst,
         retry_after=args.retry_after,
+        limit_shape=args.limit_shape,
+        count_refused=args.count_refused,
         error_format=args.error_format,
         faults=faults,
         seed=args.seed,

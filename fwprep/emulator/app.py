@@ -15,6 +15,7 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from fwprep.emulator.budget import SHAPES, Budget, LimitShape, RetryAfter
 from fwprep.emulator.catalog import CatalogEntry, _str_tuple
 from fwprep.emulator.listing import ListingError, PageRequest, page_of
 from fwprep.emulator.wire import Reject, html_page, model_json, parse_prepare_body
@@ -128,6 +129,10 @@ def _keys(values: Iterable[str]) -> tuple[str, ...]:
     return _str_tuple(values)
 
 
+def _retry_after(value: RetryAfter | str | bool | None) -> RetryAfter:
+    return RetryAfter.parse(value)
+
+
 DEFAULT_API_KEY = "fw-emulator-key"
 """The key an emulator accepts unless told otherwise (the emulator's own, not a Fireworks key)."""
 
@@ -153,12 +158,19 @@ class EmulatorConfig:
         failure_rate: the chance that a preparation fails after its delay:
             the model's ``status`` becomes ``INTERNAL`` with a message, and
             the precision does not show.
-        rpm: account-wide limit in requests per minute (a token bucket per
-            account); ``None`` for no limit. Above it: 429 RESOURCE_EXHAUSTED.
+        rpm: account-wide limit in requests per minute, one budget per
+            account; ``None`` for no limit. Above it: 429 RESOURCE_EXHAUSTED.
+        limit_shape: the budget's shape: ``bucket`` (a token bucket),
+            ``window`` (a fixed calendar minute) or ``sliding`` (any trailing
+            60 s); see :mod:`fwprep.emulator.budget`.
         burst: the bucket's depth in requests, at least 1; default one
             second's worth of ``rpm``.
-        retry_after: send ``Retry-After`` (whole seconds) with 429s, those of
-            the rate limit (the wait until a token is free) and injected ones (1 s).
+        retry_after: what 429s say about when to come back, as a
+            :class:`~fwprep.emulator.budget.RetryAfter` or its text: ``none``
+            (the default, also ``False``), ``seconds`` (the wait rounded up to
+            whole seconds, also ``True``), ``exact``, ``ms``
+            (``retry-after-ms``) or ``fixed:N``. An injected 429's wait is 1 s.
+        count_refused: refused requests spend the budget too.
         error_format: the shape of error bodies, see :data:`ErrorFormat`.
         faults: the :class:`Faults` to inject.
         seed: makes fault draws and latencies reproducible.
@@ -175,7 +187,9 @@ class EmulatorConfig:
     failure_rate: float = attrs.field(default=0.0, validator=_probability)
     rpm: float | None = None
     burst: float | None = None
-    retry_after: bool = False
+    retry_after: RetryAfter = attrs.field(default=RetryAfter(), converter=_retry_after)
+    limit_shape: LimitShape = "bucket"
+    count_refused: bool = False
     error_format: ErrorFormat = "google"
     faults: Faults = attrs.field(factory=Faults)
     seed: int | None = None
@@ -195,6 +209,8 @@ class EmulatorConfig:
             self.prepare_delay <= self.prepare_delay_max < math.inf
         ):
             raise ValueError("prepare_delay_max must be finite and >= prepare_delay")
+        if self.limit_shape not in SHAPES:
+            raise ValueError(f"unknown limit_shape {self.limit_shape!r}: use {', '.join(SHAPES)}")
         if self.error_format not in ("google", "nested", "flat", "html", "empty"):
             raise ValueError(f"unknown error_format {self.error_format!r}")
 
@@ -272,24 +288,6 @@ def _model_json(name: str, state: _ModelState) -> dict[str, Any]:
     )
 
 
-class _Bucket:
-    def __init__(self, per_second: float, depth: float) -> None:
-        self.per_second = per_second
-        self.depth = depth
-        self.tokens = depth
-        self.stamp = time.monotonic()
-
-    def take(self) -> float:
-        """Take a token; return 0 on success, else seconds until one is there."""
-        now = time.monotonic()
-        self.tokens = min(self.depth, self.tokens + (now - self.stamp) * self.per_second)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.per_second
-
-
 class _Service:
     """The emulator's state and request handlers."""
 
@@ -298,7 +296,7 @@ class _Service:
         self.stats = stats
         self.rng = random.Random(config.seed)
         self.models: dict[str, _ModelState] = {}
-        self.buckets: dict[str, _Bucket] = {}
+        self.budgets: dict[str, Budget] = {}
         self.keys = frozenset(f"Bearer {k}" for k in config.api_keys)
         self.watchers: list[asyncio.Future[None]] = []
         self._names_cache: dict[str, tuple[int, list[str]]] = {}
@@ -350,15 +348,20 @@ class _Service:
         rpm = self.config.rpm
         if rpm is None:
             return
-        bucket = self.buckets.get(account)
-        if bucket is None:
-            depth = self.config.burst if self.config.burst is not None else max(1.0, rpm / 60.0)
-            bucket = self.buckets[account] = _Bucket(rpm / 60.0, depth)
-        wait = bucket.take()
-        if wait > 0:
-            headers = (
-                {"Retry-After": str(max(1, math.ceil(wait)))} if self.config.retry_after else {}
+        budget = self.budgets.get(account)
+        now = time.monotonic()
+        if budget is None:
+            budget = self.budgets[account] = Budget(
+                rpm,
+                self.config.limit_shape,
+                burst=self.config.burst,
+                count_refused=self.config.count_refused,
+                start=now,
+                phase=time.time() % 60.0,  # calendar minutes, as a server's clock has them
             )
+        wait = budget.take(now)
+        if wait > 0:
+            headers = self.config.retry_after.headers(wait)
             raise Reject(
                 "RESOURCE_EXHAUSTED",
                 f"request rate limit exceeded for account {account}: {rpm:g} requests/minute",
@@ -443,7 +446,7 @@ class _Service:
             if kind == "error_503":
                 return self.error("UNAVAILABLE", "service unavailable (injected)")
             if kind == "throttle_429":
-                headers = {"Retry-After": "1"} if self.config.retry_after else None
+                headers = self.config.retry_after.headers(1.0)
                 return self.error("RESOURCE_EXHAUSTED", "too many requests (injected)", headers)
             return web.Response(
                 status=502, body=html_page(502, "Bad Gateway"), content_type="text/html"
