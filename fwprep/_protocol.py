@@ -59,6 +59,8 @@ class Request:
 
     ``max_body`` is the most bytes of a successful answer's body the
     transport reads (an error answer's body: at most :data:`MAX_ERROR_BODY`).
+    ``account`` is the account whose budget the request draws on (the client
+    paces each account on its own); ``None`` when it names none.
     """
 
     method: str
@@ -66,6 +68,7 @@ class Request:
     headers: Mapping[str, str] = attrs.field(repr=_redact)
     body: bytes | None = None
     max_body: int = MAX_ERROR_BODY
+    account: str | None = None
 
     @property
     def path(self) -> str:
@@ -135,6 +138,7 @@ def build_prepare_request(base_url: str, api_key: str, item: PrepareItem) -> Req
         f"{base_url}/v1/{item.model.name}:prepare",
         _headers(api_key, True),
         _prepare_body(item.precision, item.read_mask),
+        account=item.model.account_id,
     )
 
 
@@ -147,7 +151,9 @@ def build_get_model_request(
         from urllib.parse import quote
 
         url += f"?readMask={quote(read_mask, safe='')}"
-    return Request("GET", url, _headers(api_key, False), max_body=MAX_MODEL_BODY)
+    return Request(
+        "GET", url, _headers(api_key, False), max_body=MAX_MODEL_BODY, account=model.account_id
+    )
 
 
 MAX_PAGE_SIZE = 200
@@ -179,7 +185,7 @@ def build_list_models_request(
         if value:
             query[name] = value
     url = f"{base_url}/v1/accounts/{account_id}/models?{urlencode(query)}"
-    return Request("GET", url, _headers(api_key, False), max_body=MAX_PAGE_BODY)
+    return Request("GET", url, _headers(api_key, False), max_body=MAX_PAGE_BODY, account=account_id)
 
 
 _SUCCESS = Verdict(Action.SUCCESS)

@@ -124,10 +124,10 @@ class FireworksClient:
         max_concurrency: the most requests in flight at once. Requests wait
             for a free slot *before* they are handed to the transport, so time
             spent queued never counts against ``timeout``.
-        max_rps: a fixed limit in requests per second, evenly spaced. With
-            ``None`` (the default) the client adapts: it cuts its send rate on
-            each burst of 429 answers and regrows it slowly, settling under
-            the server's limit.
+        max_rps: a fixed limit in requests per second for each account,
+            evenly spaced. With ``None`` (the default) the client adapts: it
+            cuts an account's send rate on each burst of 429 answers and
+            regrows it slowly, settling under the server's limit.
         retry: the :class:`~fwprep.RetryPolicy`.
         timeout: seconds one attempt may take, connecting included
             (connecting alone: at most 5 s).
@@ -138,9 +138,11 @@ class FireworksClient:
             between several clients; by default each client has its own.
         transport: what sends each request (see :mod:`fwprep.transport`);
             default an :class:`~fwprep.AiohttpTransport`. Not with ``session``.
-        limiter: the rate limiter (:class:`~fwprep.AdaptiveRateLimiter`,
-            :class:`~fwprep.FixedRateLimiter` or your own), for example one
-            shared by several clients. Not with ``max_rps``.
+        limiter: one rate limiter (:class:`~fwprep.AdaptiveRateLimiter`,
+            :class:`~fwprep.FixedRateLimiter` or your own) for every request,
+            whatever its account, for example one shared by several clients.
+            Without it, each account gets a limiter of its own on its first
+            request (see :meth:`limiter_for`). Not with ``max_rps``.
         clock: where the client reads the time and sleeps (see
             :class:`~fwprep.Clock`); tests pass a simulated one.
     """
@@ -188,13 +190,9 @@ class FireworksClient:
         self.retry_budget: RetryBudget = retry_budget or RetryBudget()
         self.timeout = float(timeout)
         self.clock: Clock = clock or SYSTEM_CLOCK
-        if limiter is None:
-            limiter = (
-                FixedRateLimiter(max_rps, clock=self.clock)
-                if max_rps is not None
-                else AdaptiveRateLimiter(clock=self.clock)
-            )
-        self.limiter: RateLimiter = limiter
+        self._max_rps = max_rps
+        self._shared_limiter = limiter
+        self._limiters: dict[str | None, RateLimiter] = {}
         self.transport: Transport = transport or AiohttpTransport(
             timeout=self.timeout, limit=max_concurrency, session=session
         )
@@ -247,6 +245,32 @@ class FireworksClient:
             self._slots = (loop, asyncio.Semaphore(self.max_concurrency))
         return self._slots[1]
 
+    @property
+    def limiter(self) -> RateLimiter:
+        """The limiter of the client's own account (``account_id``); see :meth:`limiter_for`."""
+        return self.limiter_for(self.account_id)
+
+    def limiter_for(self, account: str | None) -> RateLimiter:
+        """The limiter that paces the requests of ``account``.
+
+        Fireworks gives each account a budget of its own, so the client keeps
+        one limiter per account, made on the account's first request (a
+        :class:`~fwprep.FixedRateLimiter` of ``max_rps``, or an
+        :class:`~fwprep.AdaptiveRateLimiter`): one account's 429s and pauses
+        never slow another's requests. A ``limiter`` given to the client
+        paces every account instead.
+        """
+        if self._shared_limiter is not None:
+            return self._shared_limiter
+        found = self._limiters.get(account)
+        if found is None:
+            found = self._limiters[account] = (
+                FixedRateLimiter(self._max_rps, clock=self.clock)
+                if self._max_rps is not None
+                else AdaptiveRateLimiter(clock=self.clock)
+            )
+        return found
+
     def item(self, raw: ItemLike) -> PrepareItem:
         """Turn a :class:`~fwprep.PrepareItem` or a ``(model, precision)`` pair into an item.
 
@@ -273,8 +297,11 @@ class FireworksClient:
         gate = GATE.get()
         if gate is not None:
             gate.check(retry=retry)
+        limiter = self.limiter_for(request.account)
+        # The account's pace first, then a slot: waiting for one account's pace holds no
+        # slot that another account's request could use.
+        sent_at = await limiter.acquire()
         async with self._slots_here():
-            sent_at = await self.limiter.acquire()
             try:
                 with gate.sending(retry=retry) if gate is not None else contextlib.nullcontext():
                     response: Response | TransportError = await self.transport(request)
@@ -289,14 +316,14 @@ class FireworksClient:
             logger.debug("%s %s -> %d", request.method, request.path, status)
         verdict = classify_response(status, response.headers, response.body, self.retry)
         if status == 429:
-            pause = getattr(self.limiter, "pause", None)
+            pause = getattr(limiter, "pause", None)
             if pause is not None and verdict.retry_after:
-                # Every request of the client waits, not just this one (but no
+                # Every request of the account waits, not just this one (but no
                 # longer than the policy obeys: a longer wait fails the item).
                 pause(min(verdict.retry_after, self.retry.max_retry_after))
-            self.limiter.on_throttle(sent_at)
+            limiter.on_throttle(sent_at)
         else:
-            self.limiter.on_success(sent_at)
+            limiter.on_success(sent_at)
         return _Attempt(status, response.body, verdict, sent_at)
 
     def _throttled_for(self, sent: _Attempt) -> float:
@@ -333,7 +360,7 @@ class FireworksClient:
                 throttled_for=self._throttled_for(sent),
             )
             throttled_now = step.retry and sent.status == 429 and step.wait == 0
-            if throttled_now and not hasattr(self.limiter, "pause"):
+            if throttled_now and not hasattr(self.limiter_for(request.account), "pause"):
                 # A limiter that cannot pause may not slow down either: back off.
                 step = attrs.evolve(step, wait=self.retry.backoff(throttled, self._rng))
             if step.retry and step.charge is not Charge.NONE:

@@ -281,3 +281,65 @@ def test_shards_of_a_middling_account_are_not_taken_for_a_lone_slow_client(seed:
     )
     assert (run.ok, run.failed) == (200, 0)
     assert len(_SpacingWatch.steered) <= 1
+
+
+# -- one budget per account ------------------------------------------------------------------------
+
+
+def _two_accounts(
+    b_answer: Response, max_rps: float | None = None
+) -> tuple[FireworksClient, asyncio.Event]:
+    """A client whose account ``b`` always answers ``b_answer`` and account ``a`` answers 200.
+
+    The event is set once the first answer is given.
+    """
+    answered = asyncio.Event()
+
+    async def send(request: Request) -> Response:
+        await asyncio.sleep(0.05)
+        answered.set()
+        return b_answer if request.account == "b" else Response(200, {}, b"{}")
+
+    client = FireworksClient(
+        "key", transport=send, clock=LoopClock(), max_concurrency=1, max_rps=max_rps
+    )
+    return client, answered
+
+
+def test_one_accounts_429s_do_not_slow_anothers_requests() -> None:
+    refused = Response(429, {"Retry-After": "30"}, b'{"code": 8, "message": "slow down"}')
+    client, answered = _two_accounts(refused)
+
+    async def main() -> float:
+        async with client:
+            b = asyncio.ensure_future(client.prepare_model("accounts/b/models/m", "fp8"))
+            await answered.wait()  # b's first 429 has paused b's limiter for 30 s
+            await client.prepare_model("accounts/a/models/m", "fp8")
+            done = asyncio.get_running_loop().time()
+            b.cancel()
+            return done
+
+    assert run_virtual(main()) < 0.5  # not 30 s: a's pace knows nothing of b's pause
+    assert client.limiter_for("a") is not client.limiter_for("b")
+
+
+def test_waiting_for_one_accounts_pace_holds_no_slot() -> None:
+    client, _ = _two_accounts(Response(200, {}, b"{}"), max_rps=1 / 60)  # each account
+
+    async def main() -> float:
+        async with client:  # one slot: b's second request waits a minute for its turn
+            await client.prepare_model("accounts/b/models/m1", "fp8")
+            b = asyncio.ensure_future(client.prepare_model("accounts/b/models/m2", "fp8"))
+            await asyncio.sleep(0.01)
+            await client.prepare_model("accounts/a/models/m", "fp8")
+            done = asyncio.get_running_loop().time()
+            await b
+            return done
+
+    assert run_virtual(main()) < 1.0
+
+
+def test_a_limiter_given_paces_every_account() -> None:
+    shared = AdaptiveRateLimiter()
+    client = FireworksClient("key", limiter=shared)
+    assert client.limiter_for("a") is client.limiter_for("b") is client.limiter is shared
