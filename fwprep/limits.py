@@ -349,6 +349,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._slot_point = 0.5  # where in its slot the last request left, 0 to 1
         self._random = rng or random.Random()
         self.throttles = 0
+        self._in_a_row = 0  # 429s since the last answer that was not one
 
     @property
     def rate(self) -> float:
@@ -441,10 +442,12 @@ class AdaptiveRateLimiter(_Pacer):
 
     def on_success(self, sent_at: float) -> None:
         """Count an answer that was not a 429."""
+        self._in_a_row = 0
         self._record(sent_at, throttled=False)
 
     def on_throttle(self, sent_at: float) -> None:
         """Count a 429."""
+        self._in_a_row += 1
         self.throttles += 1
         self._record(sent_at, throttled=True)
 
@@ -524,14 +527,27 @@ class AdaptiveRateLimiter(_Pacer):
         self._streak, self._streak_start = 0, None
 
     def pause(self, seconds: float) -> None:
-        """Send nothing for ``seconds`` (a server's ``Retry-After``); see :meth:`_Pacer.pause`.
+        """A 429's ``Retry-After``: every request waits only on evidence the account is closed.
+
+        The refused request waits ``seconds`` in any case (the client retries
+        it no sooner). Every request of the account waits too (see
+        :meth:`_Pacer.pause`) when the account is shared (other processes'
+        requests drew the 429 as much as this one's), while the limiter is
+        still starting (the header is then the best knowledge of the account
+        there is), when the wait costs at most two requests' worth of the
+        pace, or when this is the second 429 in a row: then the account is
+        closed for now. Otherwise a lone 429's wait is its own: a
+        whole-second ``Retry-After`` at a hundred requests a second would
+        idle a hundred requests' worth.
 
         The time it names also bounds a slow account's spacing (see
         :attr:`spacing`), with the 429 that :meth:`on_throttle` records next,
         right after (the wait counts from then).
         """
         self._retry_after = seconds
-        super().pause(seconds)
+        closed = self._in_a_row >= 1 or seconds * self._rate <= 2.0
+        if self.shared or self._starting or closed:
+            super().pause(seconds)
 
     def _steer_by_spacing(self) -> None:
         """A slow pace whose spacing shows: send each request one spacing after the last success.

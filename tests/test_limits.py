@@ -682,3 +682,47 @@ def test_a_limiter_alone_whose_slow_spacing_breaks_takes_the_account_to_be_share
     answer(limiter, clock, 19.0, ok=True)
     assert limiter.spacing is None
     assert limiter.shared
+
+
+# -- Retry-After: the refused request's floor; every request's only when the account is closed --
+
+
+async def _past_the_start(clock: FakeClock, *, shared: bool = False) -> AdaptiveRateLimiter:
+    """A limiter at 100 requests a second whose start ended (two 429s)."""
+    limiter = AdaptiveRateLimiter(initial_rate=200.0, clock=clock, shared=shared)
+    first, second = await limiter.acquire(), await limiter.acquire()
+    limiter.on_throttle(first)
+    limiter.on_throttle(second)
+    limiter.on_success(await limiter.acquire())
+    assert (limiter.rate, limiter.starting) == (100.0, False)
+    return limiter
+
+
+async def test_a_lone_429s_retry_after_pauses_no_other_request(clock: FakeClock) -> None:
+    limiter = await _past_the_start(clock)
+    sent = await limiter.acquire()
+    limiter.pause(1.0)  # a whole second at a hundred a second: a hundred requests' worth
+    limiter.on_throttle(sent)
+    assert limiter.paused_until < clock.now()  # the refused request's own wait, no one else's
+    sent = await limiter.acquire()
+    limiter.pause(1.0)  # a second 429 in a row: the account is closed for now
+    limiter.on_throttle(sent)
+    assert limiter.paused_until == pytest.approx(clock.now() + 1.0)
+
+
+async def test_a_retry_after_of_a_request_or_two_of_the_pace_pauses_every_request(
+    clock: FakeClock,
+) -> None:
+    limiter = await _past_the_start(clock)
+    sent = await limiter.acquire()
+    limiter.pause(0.02)  # two requests' worth: waiting costs little, and spares a refusal
+    limiter.on_throttle(sent)
+    assert limiter.paused_until == pytest.approx(clock.now() + 0.02)
+
+
+async def test_a_shared_accounts_429_pauses_every_request(clock: FakeClock) -> None:
+    limiter = await _past_the_start(clock, shared=True)
+    sent = await limiter.acquire()
+    limiter.pause(1.0)  # other processes drew it as much as this one
+    limiter.on_throttle(sent)
+    assert limiter.paused_until == pytest.approx(clock.now() + 1.0)
