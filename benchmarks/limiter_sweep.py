@@ -13,6 +13,7 @@ of the limiter is judged on shapes it was not chosen on, in minutes.
     python benchmarks/limiter_sweep.py --shapes window --modes none --rpm 10 1200
     python benchmarks/limiter_sweep.py --count-refused          # refused requests spend budget
     python benchmarks/limiter_sweep.py --limiter /tmp/limits.py # another limiter beside this one
+    python benchmarks/limiter_sweep.py --write          # also benchmarks/results/limiter_sweep.md
 
 Each cell: mean and worst wall time over the best the shape allows (bucket:
 (N - depth) / rate; window: the start of the minute in which the last item
@@ -25,6 +26,7 @@ failed. `--limiter` loads another copy of `fwprep/limits.py` (with the
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import math
 import statistics
@@ -43,6 +45,7 @@ simulated = importlib.import_module("simulated")
 ITEMS = {10: 25, 60: 150, 600: 1500, 1200: 3000, 6000: 15000}  # requests/minute: items
 SHAPES = ("bucket:1", "bucket:5", "bucket:1s", "bucket:60s", "window", "sliding")
 MODES = ("none", "seconds", "exact", "ms", "fixed:1", "fixed:6")
+RESULTS = Path(__file__).resolve().parent / "results" / "limiter_sweep.md"
 
 
 def _load(name: str, path: Path) -> Any:
@@ -132,6 +135,52 @@ def cell(
     }
 
 
+def two_accounts(seed: int = 1) -> str:
+    """600 items of a 1,200/min account interleaved with 12 of a 10/min one: each as if alone?
+
+    One client, its default limiter per account, `BatchRunner` as `fwprep batch`
+    runs it; the time each account's last item ends, together and alone.
+    """
+    from fwprep import FireworksClient
+    from fwprep.batch.runner import BatchRunner
+    from fwprep.batch.session import entries_from_items
+
+    def job(fast_items: int, slow_items: int) -> dict[str, float]:
+        accounts = {
+            "fast": simulated.Account(rpm=1200, seed=seed, jitter=0.5),
+            "slow": simulated.Account(rpm=10, seed=seed + 1, jitter=0.5),
+        }
+        sends = {name: acct.transport(0) for name, acct in accounts.items()}
+
+        async def send(request: Any) -> Any:
+            return await sends[request.account](request)
+
+        items = [(f"accounts/fast/models/m{i}", "fp8") for i in range(fast_items)]
+        for k in range(slow_items):  # one in fifty rows
+            items.insert(min(k * 50, len(items)), (f"accounts/slow/models/m{k}", "fp8"))
+        ended: dict[str, float] = {}
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+
+            def record(rec: Any) -> None:
+                ended[rec.key.split("/")[1]] = loop.time() - start
+
+            async with FireworksClient("key", transport=send, clock=simulated.LoopClock()) as c:
+                await BatchRunner(c, on_record=record).run(entries_from_items(items, None))
+
+        simulated.run_virtual(main())
+        return ended
+
+    together, fast, slow = job(600, 12), job(600, 0), job(0, 12)
+    return (
+        f"two accounts, rows interleaved: 1,200/min {together['fast']:.1f} s "
+        f"({together['fast'] / fast['fast']:.2f}x alone), "
+        f"10/min {together['slow']:.1f} s ({together['slow'] / slow['slow']:.2f}x alone)"
+    )
+
+
 def show(result: dict[str, Any]) -> str:
     text = f"{result['mean']:.2f}/{result['worst']:.2f} {result['late_429']:3.0%}"
     return text + (" FAILED" if result["failed"] else "")
@@ -146,17 +195,30 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1, help="processes on the account")
     parser.add_argument("--count-refused", action="store_true")
     parser.add_argument("--limiter", help="another fwprep/limits.py to run beside this one")
+    parser.add_argument("--label", default="tried", help="its name in the table (default: tried)")
     parser.add_argument("--jitter", type=float, default=0.5)
+    parser.add_argument(
+        "--accounts", action="store_true", help="also the two-accounts scenario (one budget each)"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f"also write the table to {RESULTS.name}"
+    )
     args = parser.parse_args()
     limiters: dict[str, Any] = {"fwprep": limits.AdaptiveRateLimiter}
     if args.limiter:
-        limiters["tried"] = load_limiter(args.limiter)
-    print(
-        f"{args.clients} process(es), {args.seeds} timings a cell"
+        limiters[args.label[:7]] = load_limiter(args.limiter)
+    lines: list[str] = []
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    out(
+        f"{args.clients} process(es), {args.seeds} timings a cell, answer jitter {args.jitter:g}"
         f"{', refused requests counted' if args.count_refused else ''}: "
         "mean/worst wall over the best, 429 share after 10 s"
     )
-    print(f"{'shape':11} {'Retry-After':11} {'':7}" + "".join(f"{r:>20}" for r in args.rpm))
+    out(f"{'shape':11} {'Retry-After':11} {'':7}" + "".join(f"{r:>20}" for r in args.rpm))
     started = time.monotonic()
     for shape in args.shapes:
         for mode in args.modes:
@@ -176,8 +238,26 @@ def main() -> None:
                     )
                     for rpm in args.rpm
                 ]
-                print(f"{shape:11} {mode:11} {name:7}" + "".join(f"{c:>20}" for c in row))
+                out(f"{shape:11} {mode:11} {name:7}" + "".join(f"{c:>20}" for c in row))
+    if args.accounts:
+        out(two_accounts())
     print(f"{time.monotonic() - started:.0f} s")
+    if args.write:
+        write(lines, " ".join(sys.argv[1:]))
+
+
+def write(lines: list[str], arguments: str) -> None:
+    """The table, with when and where it ran, in ``benchmarks/results/limiter_sweep.md``."""
+    from run import machine  # benchmarks/run.py: the machine line every result carries
+
+    m = machine()
+    RESULTS.write_text(
+        "# The limiter on simulated accounts of every shape\n\n"
+        f"Written by `python benchmarks/limiter_sweep.py {arguments}` on {m['date']}: "
+        f"{m['cpu']}; {m['os']}; Python {m['python']}; {m['versions']}.\n"
+        "Virtual time: the figures do not depend on the machine's speed.\n\n"
+        "```\n" + "\n".join(lines) + "\n```\n"
+    )
 
 
 if __name__ == "__main__":
