@@ -104,28 +104,35 @@ async def iter_batch(
     """Run a batch and yield each item's final :class:`Record` as it is written.
 
     Give ``manifests`` (paths, ``-`` for standard input) or ``items``
-    (:class:`~fwprep.PrepareItem` or ``(model, precision)`` pairs). The report
-    defaults to ``<first manifest>.report.jsonl``; with ``items`` only, no
-    report is written unless ``report`` is given. ``resume=True`` skips the
-    keys the report says are done. ``precisions`` (``["fp8"]``, say) gives the
-    manifest rows that name no precision one item per precision, as ``fwprep
-    batch -p`` does; rows that name one keep it. ``client`` defaults to a
-    :class:`~fwprep.FireworksClient` configured from the environment. The
-    other arguments are the :class:`BatchOptions` (``check``, ``wait``,
-    ``max_failures``, ``shard``, ``concurrency``, ...), checked before
-    anything is sent.
+    (:class:`~fwprep.PrepareItem` or ``(model, precision)`` pairs), not both.
+    The report defaults to ``<first manifest>.report.jsonl`` (with ``shard``
+    K/N, ``<first manifest>.shard-K-of-N.report.jsonl``); with ``items``, no
+    report is written unless ``report`` is given. A report is appended to only
+    when it is a fwprep report or empty, never when it is also a manifest.
+    ``resume=True`` skips the keys the report says are done. ``precisions``
+    (``["fp8"]``, say) gives the rows and items that name no precision one
+    item per precision, as ``fwprep batch -p`` does; those that name one keep
+    it. ``client`` defaults to a :class:`~fwprep.FireworksClient` configured
+    from the environment. The other arguments are the :class:`BatchOptions`
+    (``check``, ``wait``, ``max_failures``, ``shard``, ``concurrency``, ...),
+    checked before anything is sent.
 
     ``stop`` is the graceful stop from Python: when the event is set, no new
-    item starts and those in flight get ``grace`` seconds to finish (then
-    they are recorded ``interrupted``). Cancelling the batch, or closing this
+    request leaves. Items whose request has not left are recorded
+    ``interrupted`` at once; requests on the wire get ``grace`` seconds to
+    finish (then they are recorded ``interrupted``). Cancelling the batch, or closing this
     generator early (use ``contextlib.aclosing``), cancels the items in flight
     at once; each still gets its ``interrupted`` record, so the report never
     leaves an item ``started``.
 
     Raises:
         ManifestError: a manifest cannot be used (before anything is sent).
-        ReportError: the report cannot be written (before anything is sent).
-        ConfigError: the client cannot be configured, or an option is out of range.
+        ReportError: the report cannot be written, is not a report, or is also
+            a manifest (before anything is sent).
+        ConfigError: the client cannot be configured, an option is out of
+            range, or both or neither of ``manifests`` and ``items`` are given.
+        InputError: text where a sequence belongs (``items="..."``,
+            ``precisions="fp8"``).
     """
     options = BatchOptions(
         check=check,
