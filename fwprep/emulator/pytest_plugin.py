@@ -21,9 +21,10 @@ afterwards. To configure it, mark the test::
 
 The mark takes the keyword arguments of :class:`fwprep.emulator.Emulator`: the
 fields of :class:`~fwprep.emulator.EmulatorConfig`, ``models``, ``api_key``
-and ``account_id`` (the account exported, and the one ``models=N`` fills). A
-catalogue file whose models are all of one account exports that account. A
-setting the emulator does not take fails the test with a one-line error.
+and ``account_id`` (the account exported, and the one ``models=N`` fills).
+Without ``account_id``, a catalogue file whose models are all of one account
+exports that account. A setting the emulator does not take fails the test
+with a one-line error.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def fireworks_emulator(
             f"(rpm=600, models=50, ...), got {marker.args!r}"
         )
     settings = dict(marker.kwargs) if marker is not None else {}
+    explicit = settings.get("account_id")
     settings.setdefault("account_id", TEST_ACCOUNT)
     try:
         emulator = EmulatorThread(**settings)
@@ -68,7 +70,7 @@ def fireworks_emulator(
     with emulator:
         monkeypatch.setenv("FIREWORKS_BASE_URL", emulator.base_url)
         monkeypatch.setenv("FIREWORKS_API_KEY", emulator.api_key)
-        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", _account(emulator, settings["account_id"]))
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", explicit or _account(emulator, TEST_ACCOUNT))
         yield emulator
 
 

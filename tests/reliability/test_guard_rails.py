@@ -387,6 +387,16 @@ def test_one_key(fireworks_emulator):
     import os
     assert os.environ["FIREWORKS_API_KEY"] == "secret-key"
 
+@pytest.mark.fireworks_emulator(models="other.jsonl")
+def test_a_catalogue_of_one_account(fireworks_emulator):
+    import os
+    assert os.environ["FIREWORKS_ACCOUNT_ID"] == "other"
+
+@pytest.mark.fireworks_emulator(models="other.jsonl", account_id="mine")
+def test_an_account_given(fireworks_emulator):
+    import os
+    assert os.environ["FIREWORKS_ACCOUNT_ID"] == "mine"
+
 @pytest.mark.fireworks_emulator(600)
 def test_positional(fireworks_emulator):
     pass
@@ -400,8 +410,9 @@ def test_misspelt(fireworks_emulator):
 def test_the_fixture_exports_the_account_its_catalogue_is_in(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_fixture=FIXTURE_TESTS)
     pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    (pytester.path / "other.jsonl").write_text('{"name": "accounts/other/models/m0"}\n')
     result = pytester.runpytest_subprocess()
-    result.assert_outcomes(passed=3, errors=2)
+    result.assert_outcomes(passed=5, errors=2)
     result.stdout.fnmatch_lines(
         [
             "*fireworks_emulator takes keyword settings only (rpm=600, models=50, ...), got (600,)*",
