@@ -14,6 +14,7 @@ of the limiter is judged on shapes it was not chosen on, in minutes.
     python benchmarks/limiter_sweep.py --count-refused          # refused requests spend budget
     python benchmarks/limiter_sweep.py --limiter /tmp/limits.py # another limiter beside this one
     python benchmarks/limiter_sweep.py --write          # also benchmarks/results/limiter_sweep.md
+                                                        # (--count-refused: ..._count_refused.md)
 
 Each cell: mean and worst wall time over the best the shape allows (bucket:
 (N - depth) / rate; window: the start of the minute in which the last item
@@ -243,15 +244,16 @@ def main() -> None:
         out(two_accounts())
     print(f"{time.monotonic() - started:.0f} s")
     if args.write:
-        write(lines, " ".join(sys.argv[1:]))
+        name = "limiter_sweep_count_refused.md" if args.count_refused else RESULTS.name
+        write(lines, " ".join(sys.argv[1:]), RESULTS.with_name(name))
 
 
-def write(lines: list[str], arguments: str) -> None:
-    """The table, with when and where it ran, in ``benchmarks/results/limiter_sweep.md``."""
+def write(lines: list[str], arguments: str, path: Path = RESULTS) -> None:
+    """The table, with when and where it ran (``results/limiter_sweep.md`` by default)."""
     from run import machine  # benchmarks/run.py: the machine line every result carries
 
     m = machine()
-    RESULTS.write_text(
+    path.write_text(
         "# The limiter on simulated accounts of every shape\n\n"
         f"Written by `python benchmarks/limiter_sweep.py {arguments}` on {m['date']}: "
         f"{m['cpu']}; {m['os']}; Python {m['python']}; {m['versions']}.\n"
