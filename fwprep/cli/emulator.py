@@ -88,6 +88,7 @@ def add_parser(commands: Any) -> None:
 def _add_account_options(parser: argparse.ArgumentParser) -> None:
     """Where it listens, and the account it plays: key, limit, models, preparations."""
     from fwprep.emulator.app import DEFAULT_API_KEY
+    from fwprep.emulator.budget import SHAPES
 
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument(
@@ -106,7 +107,7 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--limit-shape",
-        choices=("bucket", "window", "sliding"),
+        choices=SHAPES,
         default="bucket",
         help="the budget's shape: a token bucket --burst deep (default), a fixed calendar "
         "minute, or any trailing 60 s",
