@@ -51,7 +51,7 @@ from fwprep.errors import (
     UnexpectedResponseError,
     WaitTimeoutError,
 )
-from fwprep.limits import AdaptiveRateLimiter, FixedRateLimiter, RateLimiter
+from fwprep.limits import AdaptiveConfig, AdaptiveRateLimiter, FixedRateLimiter, RateLimiter
 from fwprep.listing import ModelListing
 from fwprep.models import Model, ModelStatus, PrepareItem, PrepareOutcome
 from fwprep.names import ModelRef
@@ -61,6 +61,7 @@ from fwprep.transport import AiohttpTransport, Response, Transport
 from fwprep.waiting import Waiter, WaitOutcome
 
 __all__ = [
+    "AdaptiveConfig",
     "AdaptiveRateLimiter",
     "AiohttpTransport",
     "ApiError",

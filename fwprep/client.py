@@ -318,8 +318,8 @@ class FireworksClient:
         if status == 429:
             pause = getattr(limiter, "pause", None)
             if pause is not None and verdict.retry_after:
-                # Every request of the account waits, not just this one (but no
-                # longer than the policy obeys: a longer wait fails the item).
+                # The limiter decides whether every request of the account waits
+                # (no longer than the policy obeys: a longer wait fails the item).
                 pause(min(verdict.retry_after, self.retry.max_retry_after))
             limiter.on_throttle(sent_at)
         else:

@@ -1,16 +1,13 @@
-"""Rate limiting: a smooth fixed rate, or one that finds the account's limit from its 429s.
+"""Rate limiting: a fixed rate, or an adaptive one that finds the account's limit from its 429s.
 
 Both limiters share one interface: ``await limiter.acquire()`` before a
 request is sent (it returns the send time), then ``limiter.on_success(sent_at)``
 or ``limiter.on_throttle(sent_at)`` when the answer arrives, and
-``limiter.pause(seconds)`` when a 429 carries ``Retry-After``.
-Concurrency is not limited here but by the client, before :meth:`acquire`
-is called.
-
-Both pace requests one after another, in the order they asked, and both
-obey a server's ``Retry-After``: a 429 that carries one pauses *every*
-request of the limiter until then, and when the pause ends requests resume
-at the limiter's pace, not all at once.
+``limiter.pause(seconds)`` when a 429 carries ``Retry-After``. Both let
+requests go one after another, in the order they asked; how many are in
+flight at once is the client's ``max_concurrency``, not the limiter's.
+The adaptive limiter's rules are listed on :class:`AdaptiveRateLimiter`,
+and every number they use is a field of :class:`AdaptiveConfig`.
 """
 
 from __future__ import annotations
@@ -19,30 +16,28 @@ import asyncio
 import math
 import random
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
+
+import attrs
 
 from fwprep._clock import SYSTEM_CLOCK, Clock
-from fwprep._spacing import Spacing, is_slow
 from fwprep.errors import InputError
 
-__all__ = ["AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
+__all__ = ["AdaptiveConfig", "AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 
 _RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
-_QUICK = 1.0  # seconds: a window this short that brings 429s back after a step up steps back
-_EVEN = 0.25  # seconds between requests from which a client alone on its account paces evenly
 
 
 class RateLimiter(Protocol):
     """What the client needs from a rate limiter.
 
     A limiter may also define ``pause(seconds)``: the client then calls it
-    with the server's ``Retry-After`` on a 429, before ``on_throttle``, so
-    that every request waits, not only the throttled one. Both of fwprep's
-    limiters do. Defining it also tells the client that the limiter paces
-    its requests: a 429 without ``Retry-After`` then goes straight back in
-    line, slowed down by the limiter alone. Without ``pause``, the client
-    waits the retry policy's backoff before it asks ``acquire`` again, so a
-    limiter that never slows down does not turn 429s into a hot loop.
+    with the server's ``Retry-After`` on a 429, before ``on_throttle``, and
+    sends a 429 without ``Retry-After`` straight back in line, trusting the
+    limiter to slow down. Both of fwprep's limiters do. Without ``pause``,
+    the client waits the retry policy's backoff before it asks ``acquire``
+    again, so a limiter that never slows down does not turn 429s into a
+    hot loop.
     """
 
     async def acquire(self) -> float:
@@ -177,179 +172,200 @@ class FixedRateLimiter(_Pacer):
         """A fixed rate does not change with the answers (a ``Retry-After`` pauses it)."""
 
 
+def _fraction(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0 <= value < 1:
+        raise InputError(f"need 0 <= {attribute.name} < 1, got {value!r}")
+
+
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 < value < math.inf:
+        raise InputError(f"need {attribute.name} > 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class AdaptiveConfig:
+    """Every number an :class:`AdaptiveRateLimiter` runs on, each named for its rule.
+
+    ``AdaptiveRateLimiter(initial_rate=50)`` changes one of them;
+    ``AdaptiveRateLimiter(config=AdaptiveConfig(...))`` gives them all.
+
+    Attributes:
+        initial_rate: requests a second at the start.
+        min_rate: the floor, in requests a second. The default, 9 a
+            minute, is under the smallest account limit (10 a minute).
+        window: the shortest span of answers judged, in seconds, and the
+            shortest time between two doublings of the start.
+        min_samples: the fewest answers a window is judged on (or three
+            clean ones over ``2 * slow`` seconds, at a slow rate).
+        high: the share of 429s in a window above which the rate is cut.
+        low: the share at or below which the rate grows.
+        growth: the factor the rate grows by in a second after a clean
+            window; each clean window in a row doubles the step.
+        max_growth: the most the rate grows in one second.
+        closed_after: 429s in a row that show the account closed for now.
+        probe_cap: the longest wait, in seconds, between probes of a closed
+            account whose 429s name no ``Retry-After``.
+        slow: seconds between requests from which a client alone on its
+            account keeps to a slow account's spacing.
+        jitter: how far (relative) the network may move an answer across a
+            bound of the spacing; also the first step the spacing is
+            narrowed by, and how narrow it gets.
+    """
+
+    initial_rate: float = attrs.field(default=10.0, validator=_positive)
+    min_rate: float = attrs.field(default=0.15, validator=_positive)
+    window: float = attrs.field(default=0.25, validator=_positive)
+    min_samples: int = attrs.field(default=10, validator=_positive)
+    high: float = attrs.field(default=0.1, validator=_fraction)
+    low: float = attrs.field(default=0.02, validator=_fraction)
+    growth: float = attrs.field(default=1.1, validator=_positive)
+    max_growth: float = attrs.field(default=1.5, validator=_positive)
+    closed_after: int = attrs.field(default=3, validator=_positive)
+    probe_cap: float = attrs.field(default=4.0, validator=_positive)
+    slow: float = attrs.field(default=1.0, validator=_positive)
+    jitter: float = attrs.field(default=0.03, validator=_fraction)
+
+    def __attrs_post_init__(self) -> None:
+        if self.low > self.high or self.min_rate > self.initial_rate:
+            raise InputError("need low <= high and min_rate <= initial_rate")
+        if not 1 <= self.growth <= self.max_growth:
+            raise InputError("need 1 <= growth <= max_growth")
+
+
+class _Spacing:
+    """The shortest gap after an accepted request that the account accepts, bracketed.
+
+    A limit kept as a minimum spacing (a token bucket one token deep, as slow
+    accounts have) refuses a request sent less than ``T`` after the last
+    accepted one and accepts one sent later: each 429 says ``T`` is longer
+    than its gap (:attr:`low`), each success that it is at most its gap
+    (:attr:`high`). An answer that contradicts the bracket by more than the
+    network's jitter makes :meth:`answer` return False: the account has
+    another shape, or other clients.
+    """
+
+    def __init__(self, jitter: float) -> None:
+        self.jitter = jitter
+        self.low, self.high, self.last_ok = 0.0, math.inf, -math.inf
+        self.step, self.raised = jitter, False
+
+    def answer(self, sent_at: float, *, throttled: bool) -> bool:
+        """Fold in one answer; False if it contradicts the bracket."""
+        gap, j = sent_at - self.last_ok, self.jitter
+        if gap <= 0 or (throttled and self.last_ok == -math.inf):
+            return True  # overtaken by a later answer, or nothing accepted yet
+        if throttled:
+            self.low, self.step = max(self.low, gap), j
+            if gap >= self.high - 1e-3:  # refused at the top, which jitter set short
+                if self.raised or gap > self.high * (1 + j):
+                    return False
+                self.high, self.raised = gap * (1 + j), True  # once: it must not creep
+            return True
+        if gap < self.low * (1 - j):
+            return False
+        if gap <= self.low:  # accepted a hair under the bottom: the jitter's doing
+            self.low = gap * (1 - j)
+        if gap < self.high:
+            self.step = min(0.5, self.step * 2) if self.high < math.inf else j
+            self.high = gap
+        self.last_ok = sent_at
+        return True
+
+    def next(self) -> float:
+        """Seconds after the last success to send the next request: a step under the top."""
+        if self.high - self.low <= self.jitter * self.high:
+            return self.high  # narrow enough
+        return max(self.high * (1 - self.step), (self.low + self.high) / 2)
+
+
 class AdaptiveRateLimiter(_Pacer):
     """A send rate that finds the account's limit from its 429s, and then keeps under it.
 
-    An account's limit can be anything from 10 to 6,000 requests a minute,
-    shared with every other process using the account, so the limiter learns
-    it rather than being told:
+    An account's limit is 10 to 6,000 requests a minute, shared with every
+    other process using the account, and its shape (a token bucket of some
+    depth, a fixed or a sliding minute) is not told. The limiter assumes
+    only that a 429 means too many requests. Its rules, the numbers named
+    as fields of :class:`AdaptiveConfig`:
 
-    - **A cautious start.** It begins at ``initial_rate`` requests a second
-      and doubles when an answer comes back clean while the rate was
-      holding requests back, at most once a ``window``: 6,000 requests a
-      minute is reached within a second. An account's bucket accepts a
-      second's worth of requests at any pace, so quicker answers say little:
-      doubling on each of them (every round trip) ran to many times the
-      account's rate, as far as the client's concurrency allowed, before the
-      bucket ran dry, and every halving back down cost a round trip of
-      429s. Two 429s that are more than a quarter of the answers since the
-      last doubling end the start, halving the rate to the last one that
-      ran clean; a single stray one (a proxy, another tool's burst) does
-      not, since a start ended at a few requests a second would stay there
-      under a thin stream of such 429s.
-    - **Cuts to what the server accepts.** Answers are judged in windows (at
-      least ``window`` seconds and ``min_samples`` answers; sooner for a slow
-      rate, once three 429s are the majority or three answers and two
-      seconds come back clean). Above ``high_fraction`` of 429s the rate is
-      cut to what the server accepted in the window, a little under, by at
-      least a tenth and at most half at a time. Answers to requests sent
-      before a change of rate are not judged again, so one burst causes one
-      cut: at most one a round trip.
-    - **Regrows slowly, then faster.** A window with at most
-      ``low_fraction`` of 429s, while the rate was holding requests back,
-      grows it by ``growth`` a second, faster after each clean window in a
-      row, up to 1.5x a second (room another process left is taken up in
-      seconds, by a small share as by a large one); in between, the rate
-      holds. A thin stream of 429s (up to ``high_fraction`` of the
-      answers) that has nothing to do with this client's rate, such as
-      another tool's burst or a proxy, does not drag it down. But a step
-      up whose window (a second or less) brings 429s back is taken back,
-      and one clean window passes before the next: alone at the account's
-      limit, a rate held there would sit just above it, with up to a tenth
-      of its requests refused. A window with
-      a 429 that is followed by three answers and two seconds clean closes
-      early and grows the rate by ``growth`` a second of that clean spell:
-      a process with a small share of a crowded account (a request or two a
-      second, windows of many seconds) would otherwise hold its rate for
-      the rest of a window after each stray 429, stay small, and be the
-      one left running long after its neighbours finished.
-    - **Slow accounts: the spacing.** A 10 requests/minute account refuses
-      a request sent too soon after the last one it accepted, and windows of
-      a few answers a minute learn that too slowly. At one request a
-      second or slower (give or take the network's jitter), once its
-      answers bracket such a spacing, the limiter sends
-      each request that long after the last accepted one and narrows the
-      bracket from above, a step shorter each time, until a step is
-      refused (one 429, and no time lost but a whole-second
-      ``Retry-After``'s pause past the spacing): see :attr:`spacing`. A 429's
-      ``Retry-After`` narrows the bracket from both sides (the time it
-      names, less the last acceptance, is a spacing that works, and at most
-      a second and a round trip too long). Answers that no spacing explains
-      (other clients on the account) leave the rate to the windows above,
-      for 15 s at a time: then a spacing is looked for afresh, and the
-      last shard of a thin account, its neighbours done, keeps its pace
-      exactly again (at random points of its slots, some of its requests
-      left early and were refused, others late).
-    - **In flight follows the rate.** Requests are paced one after another,
-      so at 10 requests a minute there is about one in flight whatever the
-      client's concurrency. Each request leaves at a random point of its own
-      slot (slots ``1 / rate`` apart), drawn afresh each time: the rate is
-      kept over every few requests, but when one comes is not told by when
-      the last one came. Evenly paced, a process near the account's rate
-      asks just after each token appears and takes nearly every one, and a
-      neighbour's requests find the bucket empty (on loopback, the large
-      share saw 5%-7% 429s and the small ones 30%-40%, and the others
-      waited for it to finish). A lone client's slow pace stays exact until
-      answers show other clients, so that it can find its spacing, and is
-      exact again 15 s later, until answers show them again.
-    - **Alone, or sharing the account.** The random point is for processes
-      that share the account (``shared``). A process alone on it (the
-      default) gains nothing from it where each request is a good share of
-      the account's budget: paced at four requests a second or slower, and
-      in the start, its requests leave evenly spaced, as a shallow bucket
-      takes them (at 90 requests a minute, a bucket one and a half tokens
-      deep, a request soon after the last finds it empty: simulated, a
-      lone process took 1.16x the ideal at random points, 1.06x evenly
-      spaced). And while a slow account's spacing forms, it sends nothing
-      before the bracket says the server will take it: the spacing's next
-      step after the last accepted request, not a request at half the
-      spacing that only a crowd's answers could show worth sending.
-      Faster, it keeps the random points: fair to the other tools that
-      may use the account too.
-
-    With several processes on one account each finds a share: they all see
-    the account's 429s and cut to what each was accepted. The shares are not
-    equal, but the random point in each slot keeps any one from being
-    refused more often than the others for its timing alone, the floor (``min_rate``)
-    keeps every one asking often enough that a thin account's tokens are
-    taken soon after they come, and a process whose neighbours finish
-    regrows into their room.
+    - **Start**: ``initial_rate``, doubled each ``window`` while the answers
+      are clean and the rate holds requests back, up to twice the rate
+      the server accepted. Two 429s that are more than ``2 * high`` of the
+      answers since the last doubling, or the account closing, halve it
+      and end the start.
+    - **Windows**: the answers to requests sent since the last change of
+      rate are judged together once there are ``min_samples`` over
+      ``window`` seconds, three clean ones over ``2 * slow`` seconds, three
+      429s that are the majority, or the account closes. Answers to
+      requests sent before a change are not judged again: one burst
+      causes one cut.
+    - **Cut**: a share of 429s above ``high`` cuts the rate to what the
+      server accepted in the window, by a tenth at least and half at most.
+      The share of 429s in the first full window after a cut down to what
+      the server accepted (up to ``high``) is the background, 429s that
+      are not the rate's doing (a proxy, another tool's burst): windows
+      are judged on their share above it.
+    - **Grow**: a share at or below ``low``, while the rate held requests
+      back, grows it by ``growth`` a second, the step doubling with each
+      clean window in a row, at most ``max_growth`` a second and twice the
+      rate the server accepted.
+    - **Step back**: a step up whose window (up to ``4 * window``
+      seconds) brings 429s back is taken back, and one clean window
+      passes before the next.
+    - **Closed**: ``closed_after`` 429s in a row show the account closed
+      for now (a window spent, a one-token bucket asked too soon). The
+      rate is held, and every request waits: for the 429's
+      ``Retry-After``, or without one a backoff from ``window`` doubling
+      to ``probe_cap``. The first answer that is not a 429 reopens it.
+    - **Retry-After**: the refused request waits it in any case (the client
+      retries it no sooner). Every other request waits too only when the
+      account is closed: one stray 429's wait is its own.
+    - **Spacing**: a client alone on its account whose answers bracket a
+      spacing between ``slow`` seconds and the floor's pace (a slow
+      account's one-token bucket) sends each request one spacing after
+      the last accepted one, narrowing the bracket from above a step at a
+      time (see :attr:`spacing`). Answers the bracket cannot explain start
+      it afresh.
+    - **Shared**: a limiter told ``shared`` (``--shard``, ``--shared``) lets
+      each request go at a random point of its own slot (slots ``1 / rate``
+      apart), so that no process takes every token for its timing alone,
+      and keeps no spacing. Alone, requests leave evenly spaced.
 
     Args:
-        initial_rate: requests per second at the start.
-        high_fraction: share of 429s above which the rate is cut.
-        low_fraction: share of 429s at or below which the rate grows.
-        growth: the factor the rate grows by after a clean window.
-        window: the shortest window, in seconds, and the shortest time
-            between two doublings of the start.
-        min_samples: the fewest answers a window is judged on.
-        min_rate: the floor, in requests per second. The default, 9 a
-            minute, is under the smallest account limit (10 a minute), so a
-            lone process never asks above it. Processes sharing a thin
-            account may together: their extra asks are refused (429s take
-            no token), and the account's tokens are used as they come. The
-            last shard of a thin account, its neighbours done, keeps to the
-            floor: at 7.5 a minute its last items took a third longer.
+        config: every number at once (default :class:`AdaptiveConfig()`).
         clock: where it reads the time and sleeps (default: the real clock).
-        rng: where the points in the slots are drawn (default: a fresh
-            generator); a seeded one makes a run repeatable.
-        shared: other processes draw on the account's budget at the same
-            time (shards of one job, or other jobs): each request then
-            leaves at a random point of its slot (at one a second or
-            slower, once answers show the others), and a slow account's
-            spacing, which their traffic can fake, is first tested after
-            5 requests. ``fwprep batch --shard K/N`` (N > 1) and
-            ``--shared`` set it. A limiter told it is alone becomes shared
-            once answers break a slow spacing as only other clients'
-            requests do; at faster paces nothing tells it, and processes
-            side by side that each believe themselves alone find their
-            shares slowly (see the README's "Rate limits").
+        rng: where the random points are drawn (a seeded one repeats a run).
+        shared: other processes draw on the account's budget at the same time.
+        **numbers: fields of :class:`AdaptiveConfig` to change, such as
+            ``initial_rate=50``.
     """
 
     def __init__(
         self,
+        config: AdaptiveConfig | None = None,
         *,
-        initial_rate: float = 10.0,
-        high_fraction: float = 0.1,
-        low_fraction: float = 0.02,
-        growth: float = 1.1,
-        window: float = 0.25,
-        min_samples: int = 10,
-        min_rate: float = 0.15,
         clock: Clock | None = None,
         rng: random.Random | None = None,
         shared: bool = False,
+        **numbers: Any,
     ) -> None:
-        if not 0 <= low_fraction <= high_fraction < 1:
-            raise InputError("need 0 <= low_fraction <= high_fraction < 1")
-        if growth < 1 or window <= 0 or min_samples < 1 or not 0 < min_rate <= initial_rate:
-            raise InputError(
-                "need growth >= 1, window > 0, min_samples >= 1 and 0 < min_rate <= initial_rate"
-            )
-        super().__init__(initial_rate, clock)
-        self._high = high_fraction
-        self._low = low_fraction
-        self._growth = growth
-        self._window = window
-        self._min_samples = min_samples
-        self._min_rate = min_rate
-        self._starting = True
-        self._held_back = False
+        try:
+            self.config = attrs.evolve(config or AdaptiveConfig(), **numbers)
+        except TypeError as exc:
+            raise InputError(f"not a field of AdaptiveConfig: {exc}") from None
+        super().__init__(self.config.initial_rate, clock)
+        self._random = rng or random.Random()
+        self._spacing = None if shared else _Spacing(self.config.jitter)
+        self._starting, self._held_back = True, False
         self._changed_at = -math.inf
         self._window_start: float | None = None
-        self._answers = 0
-        self._throttled = 0
-        self._clean_windows = 0
+        self._answers = self._refused = 0
+        self._clean = 0  # clean windows in a row; -1: the one after a step back
         self._grown_from: float | None = None  # the rate before a step up, while it is judged
-        self._streak = 0
-        self._streak_start: float | None = None
-        self._spacing = Spacing(alone=not shared)
+        self._in_a_row = 0
+        self._background, self._after_cut = 0.0, False  # the share of 429s a cut leaves
         self._retry_after: float | None = None  # the Retry-After of the 429 recorded next
-        self._stretch = 1.0
-        self._slot_point = 0.5  # where in its slot the last request left, 0 to 1
-        self._random = rng or random.Random()
+        self._stretch, self._point = 1.0, 0.5
         self.throttles = 0
-        self._in_a_row = 0  # 429s since the last answer that was not one
 
     @property
     def rate(self) -> float:
@@ -358,241 +374,153 @@ class AdaptiveRateLimiter(_Pacer):
 
     @property
     def spacing(self) -> float | None:
-        """The seconds it keeps between accepted requests on a slow account, once they show.
+        """The seconds kept after each accepted request on a slow account, while they show.
 
-        Some limits are kept as a minimum spacing: a request sent too soon
-        after the last accepted one is refused, one sent later is accepted
-        (a 10 requests/minute account's one-token bucket). Once the answers
-        of a pace slower than one request a second bracket that spacing, the
-        limiter sends each request that long after the last accepted one,
-        narrowing the bracket from above until a step is refused, and
-        ``spacing`` is the seconds it keeps to. It is ``None`` while the
-        answers show no such spacing, and once they contradict one (other
-        clients drawing on the budget): then windows of answers steer the
-        rate, and 15 s later a spacing is looked for afresh (the other
-        clients may be done). A ``Retry-After`` bounds the spacing from
-        above (the time it names, less the last acceptance, is one the
-        server will accept) and from below (the same wait counted from when
-        the refused request left, less the second a whole-seconds header may
-        have rounded up).
+        A client alone on its account whose answers bracket a spacing
+        between ``slow`` seconds and the floor's pace (a request refused a
+        little sooner after an accepted one, and one accepted a little
+        later) sends each request that long after the last accepted one,
+        narrowing the bracket from above; ``None`` otherwise.
         """
-        return self._spacing.next_spacing() if self._spacing.known else None
+        return self._spacing.next() if self._spacing is not None and self._steering() else None
 
     @property
     def shared(self) -> bool:
-        """Whether other processes draw on the account's budget too: as told, or as seen.
-
-        A limiter told it is alone takes itself to be shared from the
-        moment answers break a slow account's spacing as only other
-        clients' requests do.
-        """
-        return not self._spacing.alone
+        """Whether it was told that other processes draw on the account's budget too."""
+        return self._spacing is None
 
     @property
     def starting(self) -> bool:
-        """Whether it is still in its cautious start (no run of 429s seen yet)."""
+        """Whether it is still in its start (doubling, no run of 429s seen yet)."""
         return self._starting
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``closed_after`` 429s in a row show the account closed for now."""
+        return self._in_a_row >= self.config.closed_after
+
+    def _steering(self) -> bool:
+        # A narrow bracket from a second up, its bottom under the floor's pace: no
+        # account's one-token bucket refills more slowly than that.
+        sp, cfg = self._spacing, self.config
+        return (
+            sp is not None
+            and not self._starting
+            and sp.high / 2 <= sp.low < sp.high
+            and cfg.slow * (1 - cfg.jitter) <= sp.high
+            and sp.low <= (1 + cfg.jitter) / cfg.min_rate
+        )
+
+    def _interval(self) -> float:
+        return (1.0 if self._spacing is not None else self._stretch) / self._rate
 
     def _sent(self, *, waited: bool) -> None:
         self._held_back = self._held_back or waited
-        # The next request leaves at a fresh random point of the next slot.
-        point = self._random.random()
-        self._stretch, self._slot_point = 1 + point - self._slot_point, point
+        if self._spacing is None:  # shared: the next request at a fresh point of its slot
+            point = self._random.random()
+            self._stretch, self._point = 1 + point - self._point, point
 
-    def _interval(self) -> float:
-        interval = 1.0 / self._rate
-        if not self.shared and (self._starting or interval >= _EVEN):
-            return interval  # alone: evenly, as a shallow bucket takes requests
-        if self._spacing.known or (is_slow(interval) and not self._spacing.abandoned):
-            # A spacing is kept to exactly, and so is a slow pace until answers
-            # show other clients: a lone slow client's answers must bracket it.
-            return interval
-        return self._stretch / self._rate
+    def pause(self, seconds: float) -> None:
+        """A 429's ``Retry-After``: every request waits it only when the account is closed.
 
-    def _forming(self) -> bool:
-        """Whether a client alone on its account is finding a slow account's spacing.
-
-        The bracket has both sides, and its lower one is a second or more (a
-        lower bound under that, such as a fast account's whole-second
-        ``Retry-After`` leaves, says nothing of a slow one) and shorter than
-        the floor's pace (a refusal later than that after an acceptance is
-        other clients' doing: no account's own spacing is that long), and
-        it is not yet narrow: until the spacing is known, each request
-        waits for the bracket's next step after the last accepted one (see
-        :meth:`_due`).
+        The client calls it before :meth:`on_throttle`, so the 429 it comes
+        with counts: the ``closed_after``-th in a row closes the account.
+        The refused request waits ``seconds`` in any case (the client
+        retries it no sooner).
         """
-        sp = self._spacing
-        return (
-            sp.alone
-            and not sp.known
-            and not sp.abandoned
-            and is_slow(sp.low)
-            and sp.low < 1.0 / self._min_rate
-            and sp.low < sp.high < math.inf
-            and not sp.tight
-        )
-
-    def _due(self) -> float:
-        due = super()._due()
-        if not self._starting and self._forming():
-            # A request sooner than the bracket's next step would be refused,
-            # were the client alone: a 429 that tells it nothing new.
-            due = max(due, self._spacing.last_ok + self._spacing.next_spacing())
-        return due
+        self._retry_after = seconds
+        if self._in_a_row + 1 >= self.config.closed_after:
+            super().pause(seconds)
 
     def on_success(self, sent_at: float) -> None:
-        """Count an answer that was not a 429."""
+        """Count an answer that was not a 429 (it reopens a closed account)."""
+        if self.closed:  # reopened: a window is not judged across a closure
+            self._new_window()
         self._in_a_row = 0
         self._record(sent_at, throttled=False)
 
     def on_throttle(self, sent_at: float) -> None:
-        """Count a 429."""
+        """Count a 429; past ``closed_after`` in a row, hold the rate and probe."""
         self._in_a_row += 1
         self.throttles += 1
+        retry_after, self._retry_after = self._retry_after, None
+        beyond = self._in_a_row - self.config.closed_after
+        if beyond > 0 and retry_after is None:
+            super().pause(min(self.config.probe_cap, self.config.window * 2 ** (beyond - 1)))
         self._record(sent_at, throttled=True)
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
-        now = self._clock.now()
-        retry_after, self._retry_after = self._retry_after, None
-        self._spacing.answer(sent_at, throttled=throttled, retry_after=retry_after, answered_at=now)
-        if self._spacing.alone and self._spacing.abandoned and is_slow(self._spacing.low):
-            # A slow spacing broken, by answers a client alone does not get
-            # (refused a second or more after an acceptance, and accepted
-            # sooner, or refused at the top): others use the account too.
-            self._spacing.alone = False
-        if self._forming():
-            self._changed()  # the bracket moved: so did the next request's time
-        if not self._starting and self._spacing.known:
-            self._steer_by_spacing()
+        now, cfg, sp = self._clock.now(), self.config, self._spacing
+        if sp is not None and not sp.answer(sent_at, throttled=throttled):
+            self._spacing = _Spacing(cfg.jitter)  # explained by no spacing: look afresh
+        if self._spacing is not None and self._steering():
+            # The next request one spacing after the last success, whatever was refused.
+            self._last_sent = self._spacing.last_ok
+            self._set_rate(1.0 / self._spacing.next(), now, floor=False)
             return
-        if sent_at < self._changed_at:
-            return  # sent under the previous rate: already judged
-        if self._starting:
-            self._start(throttled=throttled, now=now)
-            return
+        if sent_at < self._changed_at or self._in_a_row > cfg.closed_after:
+            return  # sent under the previous rate (already judged), or while closed
         if self._window_start is None:
-            self._window_start = sent_at  # a window opens with its first request
+            self._window_start = sent_at
         self._answers += 1
-        self._throttled += throttled
-        if throttled:
-            self._streak, self._streak_start = 0, None
-        else:
-            self._streak += 1
-            if self._streak_start is None:
-                self._streak_start = sent_at
-        share = self._throttled / self._answers
-        elapsed = now - self._window_start
-        full = self._answers >= self._min_samples and elapsed >= self._window
-        # Two ways to judge sooner, for slow rates whose windows would last
-        # minutes: a clear majority of 429s, or a clean spell (three answers
-        # and two seconds, no 429). A few answers with one 429 among them are
-        # not judged, so a slow process is not cut more often than a fast one.
-        flooded = self._throttled >= 3 and share > 0.5
-        spell = now - self._streak_start if self._streak_start is not None else 0.0
-        clean = self._streak >= 3 and spell >= 2.0
-        if full or flooded or (clean and not self._throttled):
-            self._judge(share, elapsed, now)  # a spell with no 429 before it is the whole window
-            self._new_window()
-        elif clean:
-            # The window's 429s are behind the spell: a slow share, whose
-            # window would last many seconds more, grows gently on it (held
-            # until a full window otherwise).
-            if self._held_back:
-                self._set_rate(self._rate * min(1.5, self._growth**spell), now)
-            self._new_window()
-
-    def _start(self, *, throttled: bool, now: float) -> None:
-        """The cautious start (see the class docstring): double, or end on a run of 429s.
-
-        Answers are counted since the last doubling, in the window's counters.
-        """
-        self._answers += 1
-        self._throttled += throttled
-        if throttled:
-            if self._throttled >= 2 and self._throttled * 4 > self._answers:
+        self._refused += throttled
+        share, elapsed = self._refused / self._answers, now - self._window_start
+        if self._starting:
+            if throttled and self._refused >= 2 and (share > 2 * cfg.high or self.closed):
                 self._starting = False
-                self._new_window()
+                accepted = (self._answers - self._refused) / max(elapsed, cfg.window)
                 self._set_rate(self._rate / 2, now)
-        elif (
-            self._held_back
-            and now - self._changed_at >= self._window
-            and self._throttled <= self._high * self._answers
-        ):
-            self._new_window()
-            self._set_rate(self._rate * 2, now)
-
-    def _new_window(self) -> None:
-        self._window_start = None
-        self._answers = self._throttled = 0
-        self._streak, self._streak_start = 0, None
-
-    def pause(self, seconds: float) -> None:
-        """A 429's ``Retry-After``: every request waits only on evidence the account is closed.
-
-        The refused request waits ``seconds`` in any case (the client retries
-        it no sooner). Every request of the account waits too (see
-        :meth:`_Pacer.pause`) when the account is shared (other processes'
-        requests drew the 429 as much as this one's), while the limiter is
-        still starting (the header is then the best knowledge of the account
-        there is), when the wait costs at most two requests' worth of the
-        pace, or when this is the second 429 in a row: then the account is
-        closed for now. Otherwise a lone 429's wait is its own: a
-        whole-second ``Retry-After`` at a hundred requests a second would
-        idle a hundred requests' worth.
-
-        The time it names also bounds a slow account's spacing (see
-        :attr:`spacing`), with the 429 that :meth:`on_throttle` records next,
-        right after (the wait counts from then).
-        """
-        self._retry_after = seconds
-        closed = self._in_a_row >= 1 or seconds * self._rate <= 2.0
-        if self.shared or self._starting or closed:
-            super().pause(seconds)
-
-    def _steer_by_spacing(self) -> None:
-        """A slow pace whose spacing shows: send each request one spacing after the last success.
-
-        The next request leaves :meth:`Spacing.next_spacing` after the last
-        accepted one, whatever was refused in between (and never during a
-        pause), so a probe that is refused costs one 429 and, but for a
-        ``Retry-After`` that pauses past the spacing, no time. The spacing
-        is kept to even where it is longer than the floor's: cut to the
-        floor, the next request would be due at once after every 429, once
-        that long had passed since the last success, and one refusal would
-        follow another.
-        """
-        self._last_sent = self._spacing.last_ok
-        self._new_window()
-        self._set_rate(1.0 / self._spacing.next_spacing(), self._clock.now(), floor=False)
+                self._after_cut = self._rate < accepted  # down to what the server took
+            elif (
+                not throttled
+                and self._held_back
+                and now - self._changed_at >= cfg.window
+                and share <= cfg.high
+            ):
+                accepted = (self._answers - self._refused) / max(elapsed, cfg.window)
+                self._set_rate(max(self._rate, 2 * min(self._rate, accepted)), now)
+            return
+        full = self._answers >= cfg.min_samples and elapsed >= cfg.window
+        slow = self._answers >= 3 and elapsed >= 2 * cfg.slow and not self._refused
+        if full or slow or self.closed or (self._refused >= 3 and share > 0.5):
+            self._judge(share, elapsed, now)
 
     def _judge(self, share: float, elapsed: float, now: float) -> None:
         """Cut, grow, step back or hold, on a window's share of 429s."""
+        cfg, rate = self.config, self._rate
         grown_from, self._grown_from = self._grown_from, None
-        if share > self._high:
-            self._clean_windows = 0
-            accepted = (self._answers - self._throttled + 0.5) / max(elapsed, 1e-3)
-            self._set_rate(max(self._rate / 2, min(self._rate * 0.9, 0.97 * accepted)), now)
-        elif share <= self._low and self._held_back:
-            # Clean window after clean window, the rate grows faster, so room
-            # another process left is taken up in seconds. Growth is per
-            # second, at most 1.5x a second over two (2.25x a window): a
-            # small share, whose windows last seconds, regrows nearly as fast
-            # in time as a large one, and one long window is no leap.
-            self._clean_windows += 1
-            if self._clean_windows > 0:  # not the clean window after a step back
-                step = (self._growth - 1) * 2 ** min(self._clean_windows - 1, 4)
-                rate, span = self._rate, max(elapsed, 1.0)
-                self._set_rate(rate * min(1.5 ** min(span, 2.0), (1 + step) ** span), now)
+        if self._after_cut and self._answers >= cfg.min_samples:
+            # 429s that a cut left are not the rate's doing (a proxy, a neighbour's burst)
+            self._background = min(cfg.high, (self._background + share) / 2)
+        self._after_cut = False
+        accepted = (self._answers - self._refused + 0.5) / max(elapsed, 1e-3)
+        share -= self._background
+        if share > cfg.high:
+            self._clean = 0
+            cut = min(rate * (1 - cfg.high), accepted * (1 - cfg.jitter))
+            self._set_rate(max(rate / 2, cut), now)
+            self._after_cut = self._rate < accepted  # down to what the server took
+        elif share <= cfg.low and self._held_back:
+            self._clean += 1
+            if self._clean > 0:  # not the clean window after a step back
+                step = (cfg.growth - 1) * 2 ** min(self._clean - 1, 4)
+                span = max(elapsed, 1.0)
+                factor = min(cfg.max_growth ** min(span, 2.0), (1 + step) ** span)
+                self._set_rate(min(rate * factor, 2 * accepted), now)
                 self._grown_from = rate
-        elif share > self._low and grown_from is not None and elapsed <= _QUICK:
-            # Longer windows (a small share of a crowded account) hold: a
-            # window of holding would cost seconds, and says less.
-            self._clean_windows = -1
+        elif share > cfg.low and grown_from is not None and elapsed <= 4 * cfg.window:
+            self._clean = -1
             self._set_rate(grown_from, now)
+        self._new_window()
+
+    def _new_window(self) -> None:
+        self._window_start = None
+        self._answers = self._refused = 0
 
     def _set_rate(self, rate: float, now: float, *, floor: bool = True) -> None:
         self._grown_from = None  # only the window right after a step up may take it back
-        self._rate = max(self._min_rate, rate) if floor else rate
+        self._rate = max(self.config.min_rate, rate) if floor else rate
         self._changed_at = now
         self._held_back = False
+        self._new_window()
         self._changed()
