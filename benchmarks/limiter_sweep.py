@@ -14,6 +14,7 @@ of the limiter is judged on shapes it was not chosen on, in minutes.
     python benchmarks/limiter_sweep.py --count-refused          # refused requests spend budget
     python benchmarks/limiter_sweep.py --limiter /tmp/limits.py # another limiter beside this one
     python benchmarks/limiter_sweep.py --write          # also benchmarks/results/limiter_sweep.md
+    python benchmarks/limiter_sweep.py --clients 8 --write --output limiter_sweep_shards.md
                                                         # (--count-refused: ..._count_refused.md)
 
 Each cell: mean and worst wall time over the best the shape allows (bucket:
@@ -183,7 +184,9 @@ def two_accounts(seed: int = 1) -> str:
 
 
 def show(result: dict[str, Any]) -> str:
+    """One cell: mean/worst wall over the best, 429 share after 10 s, requests per item."""
     text = f"{result['mean']:.2f}/{result['worst']:.2f} {result['late_429']:3.0%}"
+    text += f" {result['requests_per_item']:4.2f}"
     return text + (" FAILED" if result["failed"] else "")
 
 
@@ -204,6 +207,12 @@ def main() -> None:
     parser.add_argument(
         "--write", action="store_true", help=f"also write the table to {RESULTS.name}"
     )
+    parser.add_argument(
+        "--output",
+        metavar="NAME",
+        help="with --write, the file in benchmarks/results/ (default: limiter_sweep.md, "
+        "or limiter_sweep_count_refused.md with --count-refused)",
+    )
     args = parser.parse_args()
     limiters: dict[str, Any] = {"fwprep": limits.AdaptiveRateLimiter}
     if args.limiter:
@@ -217,9 +226,9 @@ def main() -> None:
     out(
         f"{args.clients} process(es), {args.seeds} timings a cell, answer jitter {args.jitter:g}"
         f"{', refused requests counted' if args.count_refused else ''}: "
-        "mean/worst wall over the best, 429 share after 10 s"
+        "mean/worst wall over the best, 429 share after 10 s, requests per item"
     )
-    out(f"{'shape':11} {'Retry-After':11} {'':7}" + "".join(f"{r:>20}" for r in args.rpm))
+    out(f"{'shape':11} {'Retry-After':11} {'':7}" + "".join(f"{r:>25}" for r in args.rpm))
     started = time.monotonic()
     for shape in args.shapes:
         for mode in args.modes:
@@ -239,12 +248,14 @@ def main() -> None:
                     )
                     for rpm in args.rpm
                 ]
-                out(f"{shape:11} {mode:11} {name:7}" + "".join(f"{c:>20}" for c in row))
+                out(f"{shape:11} {mode:11} {name:7}" + "".join(f"{c:>25}" for c in row))
     if args.accounts:
         out(two_accounts())
     print(f"{time.monotonic() - started:.0f} s")
     if args.write:
-        name = "limiter_sweep_count_refused.md" if args.count_refused else RESULTS.name
+        name = args.output or (
+            "limiter_sweep_count_refused.md" if args.count_refused else RESULTS.name
+        )
         write(lines, " ".join(sys.argv[1:]), RESULTS.with_name(name))
 
 

@@ -46,8 +46,8 @@ from state import (
     scenario_listing,
 )
 from throttled import markdown as throttled_markdown
+from throttled import markdown_shapes, scenario_shapes, scenario_throttled
 from throttled import plot as throttled_plot
-from throttled import scenario_throttled
 from waiting import markdown as wait_markdown
 from waiting import scenario_wait
 
@@ -547,6 +547,8 @@ def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) ->
         ]
     if data.get("throttled"):
         lines += throttled_markdown(data["throttled"])
+    if data.get("shapes", {}).get("rows"):
+        lines += markdown_shapes(data["shapes"])
     if data.get("wait"):
         lines += wait_markdown(data["wait"])
     if data.get("check"):
@@ -626,6 +628,10 @@ def scenario_throttled_here(quick: bool) -> dict[str, Any]:
     return scenario_throttled(quick, emulator_server, emulator_stats, KEY)
 
 
+def scenario_shapes_here(quick: bool) -> dict[str, Any]:
+    return scenario_shapes(quick, emulator_server, emulator_stats, KEY)
+
+
 def scenario_wait_here(quick: bool) -> dict[str, Any]:
     return scenario_wait(quick, emulator_server, emulator_stats, KEY)
 
@@ -642,6 +648,7 @@ SCENARIOS = {
     "overhead": scenario_overhead,
     "rate_limited": scenario_rate_limited,
     "throttled": scenario_throttled_here,
+    "shapes": scenario_shapes_here,
     "wait": scenario_wait_here,
     "check": scenario_check_here,
     "journal": scenario_journal,

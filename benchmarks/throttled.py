@@ -6,10 +6,16 @@ with and without `Retry-After` on its 429s, and reports the wall time of the
 whole job against the ideal (items / limit), the share of 429s among all
 requests, and failed items. The 10 requests/minute cells take minutes each:
 they run in the full run only.
+
+The "shapes" scenario runs one process against budgets of other shapes the
+documentation allows (a bucket five requests deep, a calendar minute, a bucket
+one token deep whose 429s always say `Retry-After: 6`), each against the best
+its shape allows: minutes of real time, in the full run only.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -26,13 +32,43 @@ CELLS = [(10, 20), (1200, 600), (6000, 3000)]
 QUICK_CELLS = [(1200, 200)]
 EARLY = 10.0  # seconds: the limiter's start, left out of the late 429 share
 PROCESSES = (1, 4, 8)
+# (limit, items, the emulator's shape options, its Retry-After): one process each.
+SHAPE_CELLS = [
+    (6000, 3000, ("--limit-shape", "bucket", "--burst", "5"), "seconds"),
+    (1200, 3000, ("--limit-shape", "window"), "none"),
+    (10, 16, ("--limit-shape", "bucket", "--burst", "1"), "fixed:6"),
+]
+
+
+def best(rpm: int, items: int, shape: tuple[str, ...], phase: float) -> float:
+    """The least wall time the shape allows (``phase``: seconds of the minute gone at start)."""
+    if "window" in shape:
+        return max(60 * math.floor((items - 1) / rpm) - phase, 0.0)
+    depth = float(shape[shape.index("--burst") + 1]) if "--burst" in shape else rpm / 60
+    return max(items - depth, 0.0) / (rpm / 60)
 
 
 def run_cell(
-    emulator: Any, stats: Any, key: str, rpm: int, items: int, processes: int, retry_after: bool
+    emulator: Any,
+    stats: Any,
+    key: str,
+    rpm: int,
+    items: int,
+    processes: int,
+    retry_after: bool | str,
+    shape: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """One cell: its own emulator, ``processes`` shards of one manifest of ``items``."""
-    args = ["--rpm", str(rpm)] + (["--retry-after"] if retry_after else [])
+    """One cell: its own emulator, ``processes`` shards of one manifest of ``items``.
+
+    ``retry_after``: ``True`` for the emulator's default header, or a mode
+    (``seconds``, ``fixed:6``, ...); ``shape``: the emulator's shape options.
+    """
+    args = ["--rpm", str(rpm), *shape]
+    if retry_after is True:
+        args.append("--retry-after")
+    elif retry_after:
+        args += ["--retry-after", str(retry_after)]
+    phase = time.time() % 60.0  # the calendar minute already gone, for a window's best
     with tempfile.TemporaryDirectory() as tmp, emulator(*args) as url:
         manifest = Path(tmp, "models.csv")
         manifest.write_text("model,precision\n" + "".join(f"m{i},fp8\n" for i in range(items)))
@@ -71,7 +107,7 @@ def run_cell(
     throttled = served["statuses"].get("429", 0)
     late_ok = ok - early.get("200", 0)
     late_throttled = throttled - early.get("429", 0)
-    ideal = items / (rpm / 60)
+    ideal = best(rpm, items, shape, phase) if shape else items / (rpm / 60)
     return {
         "rpm": rpm,
         "items": items,
@@ -121,6 +157,45 @@ def scenario_throttled(quick: bool, emulator: Any, stats: Any, key: str) -> dict
                     flush=True,
                 )
     return {"rows": rows}
+
+
+def scenario_shapes(quick: bool, emulator: Any, stats: Any, key: str) -> dict[str, Any]:
+    """One process against each of :data:`SHAPE_CELLS` (nothing with ``quick``)."""
+    rows = []
+    for rpm, items, shape, retry_after in [] if quick else SHAPE_CELLS:
+        row = run_cell(emulator, stats, key, rpm, items, 1, retry_after, shape)
+        row["shape"] = " ".join(shape)
+        rows.append(row)
+        print(
+            f"  shapes {rpm:5} rpm {row['shape']} {retry_after}: {row['wall_s']:6.1f} s "
+            f"({row['ratio']:.2f}x the best) failed={row['failed']}",
+            flush=True,
+        )
+    return {"rows": rows}
+
+
+def markdown_shapes(data: dict[str, Any]) -> list[str]:
+    """The "shapes" table: one process, each budget's shape against its own best."""
+    lines = [
+        "## 2c. Throttled: budgets of other shapes",
+        "",
+        f"Run: {data.get('run_at', 'unknown')}.",
+        "",
+        "One `fwprep batch` process, default settings, against the emulator enforcing a budget "
+        "of another shape. The best: a bucket `(items - depth) / rate`; a calendar minute, the "
+        "start of the minute in which the last item fits.",
+        "",
+        "| limit (rpm) | items | shape | Retry-After | wall s | best s | wall / best "
+        "| requests / item | items failed |",
+        "| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in data["rows"]:
+        lines.append(
+            f"| {r['rpm']} | {r['items']} | `{r['shape']}` | {r['retry_after']} | "
+            f"{r['wall_s']:.1f} | {r['ideal_s']:.1f} | {r['ratio']:.2f}x | "
+            f"{r['requests_per_item']:.2f} | {r['failed']} |"
+        )
+    return [*lines, ""]
 
 
 def markdown(data: dict[str, Any]) -> list[str]:
