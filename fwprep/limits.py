@@ -478,7 +478,8 @@ class AdaptiveRateLimiter(_Pacer):
                 and share <= cfg.high
             ):
                 accepted = (self._answers - self._refused) / max(elapsed, cfg.window)
-                self._set_rate(max(self._rate, 2 * min(self._rate, accepted)), now)
+                if accepted > self._rate / 2:  # not past twice what the server takes
+                    self._set_rate(2 * self._rate if accepted >= self._rate else 2 * accepted, now)
             return
         full = self._answers >= cfg.min_samples and elapsed >= cfg.window
         slow = self._answers >= 3 and elapsed >= 2 * cfg.slow and not self._refused

@@ -170,8 +170,8 @@ def test_the_start_doubles_at_most_once_a_window_however_quick_the_answers(
         held_back_answers(limiter, clock, 1, 1 / 64)
         if limiter.rate != before:
             doubled_at.append(clock.t - start)
-    assert doubled_at == [17 / 64, 33 / 64, 49 / 64]  # a quarter second apart
-    assert limiter.rate == 80.0
+    assert doubled_at == [2 / 64, 18 / 64, 34 / 64, 50 / 64]  # a quarter second apart
+    assert limiter.rate == 128.0  # 16 (twice the 8 a second accepted at first), then doubled
     assert limiter.starting
 
 
