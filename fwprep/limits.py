@@ -203,8 +203,8 @@ class AdaptiveConfig:
             window; each clean window in a row doubles the step.
         max_growth: the most the rate grows in one second.
         closed_after: 429s in a row that show the account closed for now.
-        probe_cap: the longest wait, in seconds, between probes of a closed
-            account whose 429s name no ``Retry-After``.
+        probe_cap: the longest backoff, in seconds, between probes of a
+            closed account (a longer ``Retry-After`` is waited in full).
         slow: seconds between requests from which a client alone on its
             account keeps to a slow account's spacing.
         jitter: how far (relative) the network may move an answer across a
@@ -313,9 +313,11 @@ class AdaptiveRateLimiter(_Pacer):
       passes before the next.
     - **Closed**: ``closed_after`` 429s in a row show the account closed
       for now (a window spent, a one-token bucket asked too soon). The
-      rate is held, and every request waits: for the 429's
-      ``Retry-After``, or without one a backoff from ``window`` doubling
-      to ``probe_cap``. The first answer that is not a 429 reopens it.
+      rate is held, and every request waits the longer of the 429's
+      ``Retry-After`` and a backoff from ``window``, doubling with each
+      refused probe up to ``probe_cap`` (a fixed ``Retry-After: 1`` through a spent minute
+      costs a 429 every few seconds, not every second). The first answer
+      that is not a 429 reopens it.
     - **Retry-After**: the refused request waits it in any case (the client
       retries it no sooner). Every other request waits too only when the
       account is closed: one stray 429's wait is its own.
@@ -362,6 +364,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._clean = 0  # clean windows in a row; -1: the one after a step back
         self._grown_from: float | None = None  # the rate before a step up, while it is judged
         self._in_a_row = 0
+        self._closed_at, self._probes_refused = math.inf, 0
         self._background, self._after_cut = 0.0, False  # the share of 429s a cut leaves
         self._retry_after: float | None = None  # the Retry-After of the 429 recorded next
         self._stretch, self._point = 1.0, 0.5
@@ -429,8 +432,6 @@ class AdaptiveRateLimiter(_Pacer):
         retries it no sooner).
         """
         self._retry_after = seconds
-        if self._in_a_row + 1 >= self.config.closed_after:
-            super().pause(seconds)
 
     def on_success(self, sent_at: float) -> None:
         """Count an answer that was not a 429 (it reopens a closed account)."""
@@ -444,9 +445,14 @@ class AdaptiveRateLimiter(_Pacer):
         self._in_a_row += 1
         self.throttles += 1
         retry_after, self._retry_after = self._retry_after, None
-        beyond = self._in_a_row - self.config.closed_after
-        if beyond > 0 and retry_after is None:
-            super().pause(min(self.config.probe_cap, self.config.window * 2 ** (beyond - 1)))
+        if self._in_a_row == self.config.closed_after:
+            self._closed_at, self._probes_refused = self._clock.now(), 0
+        elif self.closed and sent_at >= self._closed_at:
+            self._probes_refused += 1  # a probe, not a request already on its way
+        if self.closed:  # the next probe after the longer of Retry-After and a backoff
+            n, cfg = self._probes_refused, self.config
+            backoff = min(cfg.probe_cap, cfg.window * 2 ** (n - 1)) if n else 0.0
+            super().pause(max(retry_after or 0.0, backoff))
         self._record(sent_at, throttled=True)
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:

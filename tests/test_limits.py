@@ -415,15 +415,16 @@ def test_429s_in_a_row_close_the_account_hold_the_rate_and_probe_with_backoff(
         clock.t += 0.01
         limiter.on_throttle(sent)
     assert limiter.closed
+    assert limiter.paused_until - clock.t == pytest.approx(0.25)
     held = limiter.rate
     assert held == pytest.approx(50.0)
     waits = []
-    for _ in range(7):
+    for _ in range(6):
         sent = clock.t
         clock.t += 0.05
         limiter.on_throttle(sent)
         waits.append(limiter.paused_until - clock.t)
-    assert waits == pytest.approx([0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
+    assert waits == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
     assert limiter.rate == held
     # The first answer that is not a 429 reopens it, at the rate held.
     limiter.on_success(clock.t)
@@ -443,6 +444,44 @@ async def test_a_lone_429s_retry_after_pauses_no_other_request(clock: FakeClock)
     limiter.on_throttle(sent)
     assert limiter.paused_until == pytest.approx(clock.now() + 1.0)
     assert limiter.closed
+
+
+def test_429s_to_requests_sent_before_the_closure_do_not_lengthen_the_backoff(
+    clock: FakeClock,
+) -> None:
+    # Ten requests in flight when a window is spent: their 429s arrive after
+    # the third closed the account. Only refused probes, sent since, double it.
+    limiter = steady(clock, rate=100.0)
+    sent = clock.t
+    for _ in range(10):
+        clock.t += 0.01
+        limiter.on_throttle(sent)
+    assert limiter.closed
+    assert limiter.paused_until - clock.t == pytest.approx(0.25)
+    limiter.on_throttle(clock.t)  # a probe, refused
+    assert limiter.paused_until - clock.t == pytest.approx(0.5)
+
+
+async def test_a_closed_accounts_probes_back_off_past_a_short_retry_after(
+    clock: FakeClock,
+) -> None:
+    # A spent minute whose 429s all say Retry-After: 1 (a fixed answer, not
+    # the minute's end): the probes wait the longer of it and the backoff, so
+    # a minute closed costs a dozen 429s, not sixty.
+    limiter = steady(clock, rate=100.0)
+    waits = []
+    for _ in range(9):
+        sent = await limiter.acquire()
+        limiter.pause(1.0)
+        limiter.on_throttle(sent)
+        waits.append(limiter.paused_until - clock.now())
+    assert all(wait < 0 for wait in waits[:2])  # not closed yet: the refused requests' own
+    assert waits[2:] == pytest.approx([1.0, 1.0, 1.0, 2.0, 4.0, 4.0, 4.0])
+    # A long Retry-After (the minute's end, honestly named) is the wait itself.
+    sent = await limiter.acquire()
+    limiter.pause(37.0)
+    limiter.on_throttle(sent)
+    assert limiter.paused_until - clock.now() == pytest.approx(37.0)
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared"])
