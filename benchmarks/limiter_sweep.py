@@ -13,6 +13,7 @@ of the limiter is judged on shapes it was not chosen on, in minutes.
     python benchmarks/limiter_sweep.py --shapes window --modes none --rpm 10 1200
     python benchmarks/limiter_sweep.py --count-refused          # refused requests spend budget
     python benchmarks/limiter_sweep.py --limiter /tmp/limits.py # another limiter beside this one
+    python benchmarks/limiter_sweep.py --limiter c8ef9ca --label before  # a commit's limiter
     python benchmarks/limiter_sweep.py --write          # also benchmarks/results/limiter_sweep.md
     python benchmarks/limiter_sweep.py --clients 8 --write --output limiter_sweep_shards.md
                                                         # (--count-refused: ..._count_refused.md)
@@ -32,7 +33,9 @@ import asyncio
 import importlib.util
 import math
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +70,13 @@ def _load(name: str, path: Path) -> Any:
 
 
 def load_limiter(path: str) -> Any:
-    """The ``AdaptiveRateLimiter`` class of another copy of ``fwprep/limits.py``."""
+    """The ``AdaptiveRateLimiter`` class of another copy of ``fwprep/limits.py``.
+
+    ``path`` is a file, or a git revision of this repository (``c8ef9ca``,
+    ``HEAD~3``) whose ``fwprep/limits.py`` is taken.
+    """
+    if not Path(path).is_file():
+        path = str(_from_git(path))
     spacing = Path(path).with_name("_spacing.py")
     installed = sys.modules.get("fwprep._spacing")
     if spacing.is_file():
@@ -77,6 +86,37 @@ def load_limiter(path: str) -> Any:
     finally:
         if installed is not None:
             sys.modules["fwprep._spacing"] = installed
+
+
+def _from_git(revision: str) -> Path:
+    """``fwprep/limits.py`` (and ``_spacing.py``, if any) of ``revision``, in a new directory."""
+    root = Path(__file__).resolve().parent.parent
+    where = Path(tempfile.mkdtemp(prefix="fwprep-limiter-"))
+    for name in ("limits.py", "_spacing.py"):
+        shown = subprocess.run(
+            ["git", "-C", str(root), "show", f"{revision}:fwprep/{name}"],
+            capture_output=True,
+            text=True,
+        )
+        if shown.returncode == 0:
+            (where / name).write_text(shown.stdout)
+        elif name == "limits.py":
+            raise SystemExit(f"--limiter {revision}: neither a file nor a git revision")
+    return where / "limits.py"
+
+
+def revision() -> str:
+    """The commit this checkout is at, ``+`` when it has changes not committed."""
+    root = str(Path(__file__).resolve().parent.parent)
+    head = subprocess.run(
+        ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "fwprep"],
+        capture_output=True,
+        text=True,
+    )
+    return (head.stdout.strip() or "unknown") + ("+" if dirty.stdout.strip() else "")
 
 
 def account(shape: str, rpm: int, mode: str, seed: int, **options: Any) -> Any:
@@ -212,7 +252,10 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES))
     parser.add_argument("--clients", type=int, default=1, help="processes on the account")
     parser.add_argument("--count-refused", action="store_true")
-    parser.add_argument("--limiter", help="another fwprep/limits.py to run beside this one")
+    parser.add_argument(
+        "--limiter",
+        help="another fwprep/limits.py to run beside this one: a file, or a git revision",
+    )
     parser.add_argument("--label", default="tried", help="its name in the table (default: tried)")
     parser.add_argument("--jitter", type=float, default=0.5)
     parser.add_argument(
@@ -224,7 +267,7 @@ def main() -> None:
     parser.add_argument(
         "--output",
         metavar="NAME",
-        help="with --write, the file in benchmarks/results/ (default: limiter_sweep.md, "
+        help="with --write, the file in benchmarks/results/, or a path (default: limiter_sweep.md, "
         "or limiter_sweep_count_refused.md with --count-refused)",
     )
     args = parser.parse_args()
@@ -270,7 +313,7 @@ def main() -> None:
         name = args.output or (
             "limiter_sweep_count_refused.md" if args.count_refused else RESULTS.name
         )
-        write(lines, " ".join(sys.argv[1:]), RESULTS.with_name(name))
+        write(lines, " ".join(sys.argv[1:]), Path(name) if "/" in name else RESULTS.with_name(name))
 
 
 def write(lines: list[str], arguments: str, path: Path = RESULTS) -> None:
@@ -280,7 +323,8 @@ def write(lines: list[str], arguments: str, path: Path = RESULTS) -> None:
     m = machine()
     path.write_text(
         "# The limiter on simulated accounts of every shape\n\n"
-        f"Written by `python benchmarks/limiter_sweep.py {arguments}` on {m['date']}: "
+        f"Written by `python benchmarks/limiter_sweep.py {arguments}` at fwprep {revision()} "
+        f"on {m['date']}: "
         f"{m['cpu']}; {m['os']}; Python {m['python']}; {m['versions']}.\n"
         "Virtual time: the figures do not depend on the machine's speed.\n\n"
         "```\n" + "\n".join(lines) + "\n```\n"

@@ -8,7 +8,7 @@ cost about what a 503 costs: the ratio of the two walls is the figure (the
 target is at most 1.3x). Real time: each storm takes seconds to a minute.
 
     python benchmarks/storm.py                          # the storm, both ways
-    python benchmarks/storm.py --limiter /tmp/limits.py # another limiter beside this one
+    python benchmarks/storm.py --limiter c8ef9ca --label before  # a commit's limiter beside
     python benchmarks/storm.py --write                  # also benchmarks/results/storm.md
 """
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from limiter_sweep import load_limiter
+from limiter_sweep import load_limiter, revision
 from run import machine
 
 from fwprep import FireworksClient, RetryPolicy, limits
@@ -59,7 +59,10 @@ async def storm(limiter: Any, throttles: bool) -> tuple[float, int]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limiter", help="another fwprep/limits.py to run beside this one")
+    parser.add_argument(
+        "--limiter",
+        help="another fwprep/limits.py to run beside this one: a file, or a git revision",
+    )
     parser.add_argument("--label", default="tried")
     parser.add_argument("--write", action="store_true", help=f"also write {RESULTS.name}")
     args = parser.parse_args()
@@ -81,7 +84,8 @@ async def main() -> None:
         m = machine()
         RESULTS.write_text(
             "# The fault storm\n\n"
-            f"Written by `python benchmarks/storm.py {' '.join(sys.argv[1:])}` on {m['date']}: "
+            f"Written by `python benchmarks/storm.py {' '.join(sys.argv[1:])}` "
+            f"at fwprep {revision()} on {m['date']}: "
             f"{m['cpu']}; {m['os']}; Python {m['python']}; {m['versions']}.\n"
             "Real time on loopback: a noisy machine moves these figures.\n\n"
             "```\n" + "\n".join(lines) + "\n```\n"
