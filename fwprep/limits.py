@@ -26,6 +26,7 @@ from fwprep.errors import InputError
 __all__ = ["AdaptiveConfig", "AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
 
 _RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
+_MINUTE = 60.0  # the unit Fireworks states the budget in: no spent minute lasts longer
 
 
 class RateLimiter(Protocol):
@@ -203,8 +204,9 @@ class AdaptiveConfig:
             window; each clean window in a row doubles the step.
         max_growth: the most the rate grows in one second.
         closed_after: 429s in a row that show the account closed for now.
-        probe_cap: the longest backoff, in seconds, between probes of a
-            closed account (a longer ``Retry-After`` is waited in full).
+        probe_cap: the longest backoff, in seconds, between probes of an
+            account closed for under a minute (a longer ``Retry-After`` is
+            waited in full).
         slow: seconds between requests from which a client alone on its
             account keeps to a slow account's spacing.
         jitter: how far (relative) the network may move an answer across a
@@ -315,9 +317,12 @@ class AdaptiveRateLimiter(_Pacer):
       for now (a window spent, a one-token bucket asked too soon). The
       rate is held, and every request waits the longer of the 429's
       ``Retry-After`` and a backoff from ``window``, doubling with each
-      refused probe up to ``probe_cap`` (a fixed ``Retry-After: 1`` through a spent minute
-      costs a 429 every few seconds, not every second). The first answer
-      that is not a 429 reopens it.
+      refused probe up to ``probe_cap`` (a fixed ``Retry-After: 1``
+      through a spent minute costs a 429 every few seconds, not every
+      second). Closed for over a minute, longer than any spent minute
+      lasts, the probes are what keep it closed (refused requests that
+      spend budget too), and the backoff doubles on up to a minute. The
+      first answer that is not a 429 reopens it.
     - **Retry-After**: the refused request waits it in any case (the client
       retries it no sooner). Every other request waits too only when the
       account is closed: one stray 429's wait is its own.
@@ -364,7 +369,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._clean = 0  # clean windows in a row; -1: the one after a step back
         self._grown_from: float | None = None  # the rate before a step up, while it is judged
         self._in_a_row = 0
-        self._closed_at, self._probes_refused = math.inf, 0
+        self._closed_at, self._backoff = math.inf, 0.0  # while closed: the wait between probes
         self._background, self._after_cut = 0.0, False  # the share of 429s a cut leaves
         self._retry_after: float | None = None  # the Retry-After of the 429 recorded next
         self._stretch, self._point = 1.0, 0.5
@@ -445,14 +450,17 @@ class AdaptiveRateLimiter(_Pacer):
         self._in_a_row += 1
         self.throttles += 1
         retry_after, self._retry_after = self._retry_after, None
-        if self._in_a_row == self.config.closed_after:
-            self._closed_at, self._probes_refused = self._clock.now(), 0
-        elif self.closed and sent_at >= self._closed_at:
-            self._probes_refused += 1  # a probe, not a request already on its way
-        if self.closed:  # the next probe after the longer of Retry-After and a backoff
-            n, cfg = self._probes_refused, self.config
-            backoff = min(cfg.probe_cap, cfg.window * 2 ** (n - 1)) if n else 0.0
-            super().pause(max(retry_after or 0.0, backoff))
+        cfg, now = self.config, self._clock.now()
+        if self._in_a_row == cfg.closed_after:
+            self._closed_at, self._backoff = now, 0.0
+        elif self.closed and sent_at >= self._closed_at:  # a probe, not one already on its way
+            # No minute of a budget stays spent longer than a minute: closed for
+            # longer, the probes themselves keep it closed (refused requests that
+            # spend budget too), and the backoff doubles on, up to a minute.
+            cap = cfg.probe_cap if now - self._closed_at < _MINUTE else _MINUTE
+            self._backoff = min(max(cfg.window, 2 * self._backoff), max(cap, self._backoff))
+        if self.closed:  # the next probe after the longer of Retry-After and the backoff
+            super().pause(max(retry_after or 0.0, self._backoff))
         self._record(sent_at, throttled=True)
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:

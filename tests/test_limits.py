@@ -415,16 +415,15 @@ def test_429s_in_a_row_close_the_account_hold_the_rate_and_probe_with_backoff(
         clock.t += 0.01
         limiter.on_throttle(sent)
     assert limiter.closed
-    assert limiter.paused_until - clock.t == pytest.approx(0.25)
     held = limiter.rate
     assert held == pytest.approx(50.0)
     waits = []
-    for _ in range(6):
+    for _ in range(7):
         sent = clock.t
         clock.t += 0.05
         limiter.on_throttle(sent)
         waits.append(limiter.paused_until - clock.t)
-    assert waits == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
+    assert waits == pytest.approx([0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
     assert limiter.rate == held
     # The first answer that is not a 429 reopens it, at the rate held.
     limiter.on_success(clock.t)
@@ -457,9 +456,24 @@ def test_429s_to_requests_sent_before_the_closure_do_not_lengthen_the_backoff(
         clock.t += 0.01
         limiter.on_throttle(sent)
     assert limiter.closed
-    assert limiter.paused_until - clock.t == pytest.approx(0.25)
+    assert limiter.paused_until <= clock.t  # no backoff yet: no probe was refused
     limiter.on_throttle(clock.t)  # a probe, refused
+    assert limiter.paused_until - clock.t == pytest.approx(0.25)
+    limiter.on_throttle(clock.t)
     assert limiter.paused_until - clock.t == pytest.approx(0.5)
+
+
+async def probe_a_closed_account(
+    limiter: AdaptiveRateLimiter, clock: FakeClock, probes: int, retry_after: float
+) -> list[tuple[float, float]]:
+    """Send ``probes`` requests, each refused with ``retry_after``: (time, wait) for each."""
+    waits = []
+    for _ in range(probes):
+        sent = await limiter.acquire()
+        limiter.pause(retry_after)
+        limiter.on_throttle(sent)
+        waits.append((clock.now(), limiter.paused_until - clock.now()))
+    return waits
 
 
 async def test_a_closed_accounts_probes_back_off_past_a_short_retry_after(
@@ -469,19 +483,35 @@ async def test_a_closed_accounts_probes_back_off_past_a_short_retry_after(
     # the minute's end): the probes wait the longer of it and the backoff, so
     # a minute closed costs a dozen 429s, not sixty.
     limiter = steady(clock, rate=100.0)
-    waits = []
-    for _ in range(9):
-        sent = await limiter.acquire()
-        limiter.pause(1.0)
-        limiter.on_throttle(sent)
-        waits.append(limiter.paused_until - clock.now())
+    waits = [wait for _, wait in await probe_a_closed_account(limiter, clock, 9, 1.0)]
     assert all(wait < 0 for wait in waits[:2])  # not closed yet: the refused requests' own
-    assert waits[2:] == pytest.approx([1.0, 1.0, 1.0, 2.0, 4.0, 4.0, 4.0])
+    assert waits[2:] == pytest.approx([1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 4.0])
     # A long Retry-After (the minute's end, honestly named) is the wait itself.
     sent = await limiter.acquire()
     limiter.pause(37.0)
     limiter.on_throttle(sent)
     assert limiter.paused_until - clock.now() == pytest.approx(37.0)
+
+
+async def test_an_account_closed_past_a_minute_is_probed_ever_more_slowly(
+    clock: FakeClock,
+) -> None:
+    # No spent minute lasts longer than a minute: closed for longer, the probes
+    # themselves keep it closed (where refused requests spend budget too, at 10
+    # a minute a probe every 4 s never lets a token build up), and the backoff
+    # doubles on, up to a minute, for as long as it lasts (hours, here).
+    limiter = steady(clock, rate=100.0)
+    waits = await probe_a_closed_account(limiter, clock, 2000, 1.0)
+    closed_at = waits[2][0]
+    within = [wait for t, wait in waits[2:] if t - closed_at < 60.0]
+    past = [wait for t, wait in waits[2:] if t - closed_at >= 60.0]
+    assert max(within) == pytest.approx(4.0)
+    assert past[:4] == pytest.approx([8.0, 16.0, 32.0, 60.0])
+    assert past[-1] == pytest.approx(60.0)
+    # The first answer that is not a 429 reopens it; the next closure starts over.
+    limiter.on_success(clock.now())
+    waits = await probe_a_closed_account(limiter, clock, 5, 1.0)
+    assert [wait for _, wait in waits[2:]] == pytest.approx([1.0, 1.0, 1.0])
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared"])
