@@ -14,6 +14,8 @@ of the limiter is judged on shapes it was not chosen on, in minutes.
     python benchmarks/limiter_sweep.py --count-refused          # refused requests spend budget
     python benchmarks/limiter_sweep.py --limiter /tmp/limits.py # another limiter beside this one
     python benchmarks/limiter_sweep.py --limiter c8ef9ca --label before  # a commit's limiter
+    python benchmarks/limiter_sweep.py --shapes bucket:1 --modes none --paced 1.2 1.4
+                                                        # what an even pace of limit/F reaches
     python benchmarks/limiter_sweep.py --write          # also benchmarks/results/limiter_sweep.md
     python benchmarks/limiter_sweep.py --clients 8 --write --output limiter_sweep_shards.md
                                                         # (--count-refused: ..._count_refused.md)
@@ -23,7 +25,10 @@ Each cell: mean and worst wall time over the best the shape allows (bucket:
 fits; sliding: (ceil(N / limit) - 1) x 60 s), the share of 429s among the
 requests after the first 10 s, requests per item, and FAILED when an item
 failed. `--limiter` loads another copy of `fwprep/limits.py` (with the
-`_spacing.py` beside it, if any) and runs it on the same timings.
+`_spacing.py` beside it, if any) and runs it on the same timings; `--paced F`
+adds an even pace of the limit / F, told the limit and deaf to `Retry-After`,
+the frontier pacing alone reaches (on a one-token bucket, the network's jitter
+keeps it well above 1.0x: see `results/limiter_sweep_paced.md`).
 """
 
 from __future__ import annotations
@@ -140,6 +145,16 @@ def best(acct: Any, items: int) -> float:
     if acct.shape == "window":
         return max(60 * math.floor((items - 1) / limit) - acct.phase, 0.0)
     return (math.ceil(items / limit) - 1) * 60.0
+
+
+def even(rate: float) -> Callable[..., Any]:
+    """A limiter that sends ``rate`` requests a second, evenly, whatever the answers say."""
+
+    class Even(limits.FixedRateLimiter):
+        def pause(self, seconds: float) -> None:
+            """Ignore ``Retry-After``: the pace alone."""
+
+    return lambda clock, rng, shared: Even(rate, clock=clock)
 
 
 def cell(
@@ -270,10 +285,22 @@ def main() -> None:
         help="with --write, the file in benchmarks/results/, or a path (default: limiter_sweep.md, "
         "or limiter_sweep_count_refused.md with --count-refused)",
     )
+    parser.add_argument(
+        "--paced",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="F",
+        help="also rows for an even pace of the limit / F that knows the limit and ignores "
+        "Retry-After: what pacing alone can reach on each shape",
+    )
     args = parser.parse_args()
-    limiters: dict[str, Any] = {"fwprep": limits.AdaptiveRateLimiter}
+    limiters: dict[str, Callable[[int], Any]] = {"fwprep": lambda rpm: limits.AdaptiveRateLimiter}
     if args.limiter:
-        limiters[args.label[:7]] = load_limiter(args.limiter)
+        tried = load_limiter(args.limiter)
+        limiters[args.label[:7]] = lambda rpm: tried
+    for factor in args.paced:
+        limiters[f"/{factor:g}"[:7]] = lambda rpm, f=factor: even(rpm / 60 / f)
     lines: list[str] = []
 
     def out(line: str) -> None:
@@ -293,7 +320,7 @@ def main() -> None:
                 row = [
                     show(
                         cell(
-                            limiter,
+                            limiter(rpm),
                             shape,
                             mode,
                             rpm,
