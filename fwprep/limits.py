@@ -315,14 +315,16 @@ class AdaptiveRateLimiter(_Pacer):
       passes before the next.
     - **Closed**: ``closed_after`` 429s in a row show the account closed
       for now (a window spent, a one-token bucket asked too soon). The
-      rate is held, and every request waits the longer of the 429's
-      ``Retry-After`` and a backoff from ``window``, doubling with each
-      refused probe up to ``probe_cap`` (a fixed ``Retry-After: 1``
+      rate is held; one request at a time probes it (the next waits for
+      its answer, or for the backoff), and each waits the longer of the
+      429's ``Retry-After`` and a backoff from ``window``, doubling with
+      each refused probe up to ``probe_cap`` (a fixed ``Retry-After: 1``
       through a spent minute costs a 429 every few seconds, not every
       second). Closed for over a minute, longer than any spent minute
       lasts, the probes are what keep it closed (refused requests that
       spend budget too), and the backoff doubles on up to a minute. The
-      first answer that is not a 429 reopens it.
+      first answer that is not a 429 reopens it, and the requests held
+      behind the probe go at once.
     - **Retry-After**: the refused request waits it in any case (the client
       retries it no sooner). Every other request waits too only when the
       account is closed: one stray 429's wait is its own.
@@ -424,6 +426,8 @@ class AdaptiveRateLimiter(_Pacer):
 
     def _sent(self, *, waited: bool) -> None:
         self._held_back = self._held_back or waited
+        if self.closed:  # one probe at a time: the next waits for its answer (or the backoff)
+            super().pause(max(self._backoff, self.config.window))
         if self._spacing is None:  # shared: the next request at a fresh point of its slot
             point = self._random.random()
             self._stretch, self._point = 1 + point - self._point, point
@@ -442,6 +446,8 @@ class AdaptiveRateLimiter(_Pacer):
         """Count an answer that was not a 429 (it reopens a closed account)."""
         if self.closed:  # reopened: a window is not judged across a closure
             self._new_window()
+            self._paused_until = min(self._paused_until, self._clock.now())
+            self._changed()  # the requests held behind the probe go now
         self._in_a_row = 0
         self._record(sent_at, throttled=False)
 

@@ -431,6 +431,29 @@ def test_429s_in_a_row_close_the_account_hold_the_rate_and_probe_with_backoff(
     assert limiter.rate == held
 
 
+async def test_a_closed_account_is_probed_by_one_request_at_a_time(clock: FakeClock) -> None:
+    # At a hundred a second, a request every 10 ms; closed, the next request
+    # after a probe waits for the probe's answer (at most the backoff, at
+    # least a quarter second: an answer that never comes holds nothing for good).
+    limiter = steady(clock, rate=100.0)
+    for _ in range(3):
+        limiter.on_throttle(clock.t)  # no Retry-After
+    assert limiter.closed
+    probe = await limiter.acquire()
+    second = await limiter.acquire()
+    assert second - probe == pytest.approx(0.25)
+    limiter.on_throttle(second)  # refused: the backoff grows, and holds the next as long
+    third = await limiter.acquire()
+    assert third - second == pytest.approx(0.25)
+    fourth = await limiter.acquire()
+    assert fourth - third == pytest.approx(0.25)
+    # A probe accepted reopens the account: the requests held behind it go at once.
+    limiter.on_success(fourth)
+    assert not limiter.closed
+    after = [await limiter.acquire() for _ in range(3)]
+    assert after[2] - fourth < 0.05  # at its pace again, not a quarter second apart
+
+
 async def test_a_lone_429s_retry_after_pauses_no_other_request(clock: FakeClock) -> None:
     limiter = steady(clock, rate=100.0)
     for in_a_row in (1, 2):
