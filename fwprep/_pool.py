@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from typing import Generic, TypeVar
 
-__all__ = ["bounded_map", "merge"]
+__all__ = ["bounded_map", "lend_place", "merge"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -22,6 +24,58 @@ class _Failure(Generic[T]):
 _DONE = object()
 
 
+class _Places:
+    """The places of one :func:`bounded_map`: ``limit`` items worked on at once.
+
+    An item waiting to retry lends its place (:func:`lend_place`) to the next
+    item, up to ``limit`` items lent at once, and takes a place again when
+    its wait is over: a wait that sends nothing holds no place.
+    """
+
+    def __init__(self, limit: int, spawn: Callable[[], None]) -> None:
+        self.limit, self.lent, self.workers = limit, 0, 0
+        self.free = asyncio.Semaphore(limit)
+        self.spawn = spawn
+
+
+class _Held:
+    """Whether the item a worker is on holds its place (not while lent)."""
+
+    __slots__ = ("holds",)
+
+    def __init__(self) -> None:
+        self.holds = True
+
+
+_PLACE: ContextVar[tuple[_Places, _Held] | None] = ContextVar("fwprep_place", default=None)
+
+
+@contextlib.asynccontextmanager
+async def lend_place() -> AsyncIterator[None]:
+    """Within :func:`bounded_map`'s ``work``: lend this item's place for the block.
+
+    The next item starts meanwhile; at the block's end the item waits for a
+    place again. Outside a pool, or with ``limit`` items already lent, the
+    block runs with the place kept.
+    """
+    entry = _PLACE.get()
+    if entry is None or not entry[1].holds or entry[0].lent >= entry[0].limit:
+        yield
+        return
+    places, held = entry
+    held.holds = False
+    places.lent += 1
+    places.free.release()
+    if places.workers < places.limit + places.lent:
+        places.spawn()
+    try:
+        yield
+    finally:
+        places.lent -= 1
+    await places.free.acquire()  # cancelled here, it holds nothing to give back
+    held.holds = True
+
+
 async def bounded_map(
     source: Iterable[T] | AsyncIterator[T],
     work: Callable[[T], Awaitable[R]],
@@ -31,16 +85,25 @@ async def bounded_map(
 
     ``limit`` workers each pull the next item only when they are free, and at
     most ``limit`` finished results wait for the consumer, so at most
-    ``2 * limit`` items are in hand however long the source; a worker
-    waiting on a slow source never holds up results that are ready. There is
-    no task per item: the cost per item is one call of ``work``. An exception
-    from the source or from ``work`` propagates (after the other workers are
-    cancelled); closing the generator cancels the workers and closes the source.
+    ``2 * limit`` items are in hand however long the source (``3 * limit``
+    while items waiting to retry lend their places, see :func:`lend_place`);
+    a worker waiting on a slow source never holds up results that are ready.
+    There is no task per item: the cost per item is one call of ``work``. An
+    exception from the source or from ``work`` propagates (after the other
+    workers are cancelled); closing the generator cancels the workers and
+    closes the source.
     """
     results: asyncio.Queue[object] = asyncio.Queue(maxsize=limit)
     pull_lock = asyncio.Lock()
     is_async = isinstance(source, AsyncIterator)
     sync_iter = None if is_async else iter(source)  # type: ignore[arg-type]
+    workers: list[asyncio.Future[None]] = []
+
+    def spawn() -> None:
+        places.workers += 1
+        workers.append(asyncio.ensure_future(worker()))
+
+    places = _Places(limit, spawn)
 
     async def next_item() -> tuple[bool, T | None]:
         if sync_iter is not None:
@@ -56,32 +119,48 @@ async def bounded_map(
     async def worker() -> None:
         try:
             while True:
-                found, item = await next_item()
-                if not found:
-                    break
-                await results.put(await work(item))  # type: ignore[arg-type]
+                await places.free.acquire()
+                held = _Held()
+                try:
+                    if places.workers > places.limit + places.lent:
+                        break  # a spare, no longer needed: a lent place came back
+                    found, item = await next_item()
+                    if not found:
+                        break
+                    _PLACE.set((places, held))
+                    result = await work(item)  # type: ignore[arg-type]
+                    _PLACE.set(None)
+                    await results.put(result)
+                finally:
+                    if held.holds:
+                        places.free.release()
         except asyncio.CancelledError:
             raise  # the consumer is closing: it no longer reads results
         except BaseException as exc:  # handed to the consumer, which re-raises it
             await results.put(_Failure(exc))
             return
+        finally:
+            places.workers -= 1
         await results.put(_DONE)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(limit)]
-    running = limit
+    for _ in range(limit):
+        spawn()
+    done = 0
     try:
-        while running:
+        while done < len(workers):
             result = await results.get()
             if result is _DONE:
-                running -= 1
+                done += 1
             elif isinstance(result, _Failure):
                 raise result.error
             else:
                 yield result  # type: ignore[misc]
     finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        while workers:  # a worker cancelled while lending may have spawned one more
+            batch, workers[:] = list(workers), []
+            for task in batch:
+                task.cancel()
+            await asyncio.gather(*batch, return_exceptions=True)
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -24,7 +24,7 @@ from fwprep._checks import check_count, check_items, check_positive, coerce_item
 from fwprep._clock import SYSTEM_CLOCK, Clock
 from fwprep._convert import describe_structure_error, structure_model
 from fwprep._gate import GATE
-from fwprep._pool import bounded_map
+from fwprep._pool import bounded_map, lend_place
 from fwprep._protocol import (
     DEFAULT_BASE_URL,
     MAX_PAGE_SIZE,
@@ -376,7 +376,8 @@ class FireworksClient:
             if step.wait > 0:
                 if (gate := GATE.get()) is not None:
                     gate.check(retry=True)  # a stopped batch sends no retry: no point waiting
-                await self.clock.sleep(step.wait)
+                async with lend_place():  # in prepare_many or a batch: the next item goes
+                    await self.clock.sleep(step.wait)
 
     # -- the public calls ---------------------------------------------------------
 
@@ -589,7 +590,11 @@ class FireworksClient:
 
         Items are pulled from ``items`` lazily, at most ``concurrency``
         (default: ``max_concurrency``) at a time, so memory stays flat however
-        long the input is. A failed item is an outcome with ``ok=False``,
+        long the input is. An item waiting to retry (a ``Retry-After``, a
+        backoff) lends its place to the next item meanwhile, up to
+        ``concurrency`` items at once: a wait sends nothing, so it holds no
+        place, and still no more than ``concurrency`` requests are in flight.
+        A failed item is an outcome with ``ok=False``,
         never an exception, so one bad model does not stop the others.
         ``(model, precision)`` pairs are accepted beside
         :class:`~fwprep.PrepareItem`; an item of another shape, or a pair that

@@ -10,6 +10,7 @@ comes is measured by ``benchmarks/limiter_sweep.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import Any
 
@@ -103,6 +104,84 @@ def test_a_stray_429_delays_no_other_request_and_its_own_until_its_retry_after()
     assert max(others) < refused_at + 1.0  # the other items went on
     again = [t for t, path in sent[3:] if path == refused_path]
     assert again == [pytest.approx(refused_at + 5.0)]  # the refused one: at its Retry-After
+
+
+def _refusing_firsts(sent: list[tuple[float, str]], refused: set[str], in_flight: list[int]) -> Any:
+    """A server that refuses the first request for each path in ``refused`` (Retry-After: 10)."""
+    seen: set[str] = set()
+
+    async def server(request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        sent.append((loop.time(), request.path))
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
+        await asyncio.sleep(0.05)
+        in_flight[0] -= 1
+        if request.path in refused and request.path not in seen:
+            seen.add(request.path)
+            return Response(429, {"Retry-After": "10"}, b'{"code": 8, "message": "slow"}')
+        return Response(200, {}, b"{}")
+
+    return server
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_an_item_waiting_out_its_retry_after_lends_its_place(concurrency: int) -> None:
+    # The first `concurrency` items are refused for 10 s: the next items go
+    # meanwhile, still no more than `concurrency` requests at once.
+    sent: list[tuple[float, str]] = []
+    in_flight = [0, 0]
+    names = [f"accounts/a/models/m{i}" for i in range(6)]
+    refused = {f"/v1/{name}:prepare" for name in names[:concurrency]}
+
+    async def main() -> None:
+        async with FireworksClient(
+            "key",
+            transport=_refusing_firsts(sent, refused, in_flight),
+            clock=LoopClock(),
+            limiter=AdaptiveRateLimiter(initial_rate=100.0, clock=LoopClock()),
+        ) as client:
+            outcomes = [
+                o
+                async for o in client.prepare_many(
+                    [(name, "fp8") for name in names], concurrency=concurrency
+                )
+            ]
+        assert all(o.ok for o in outcomes)
+
+    run_virtual(main())
+    firsts = [t for t, path in sent if path not in refused]
+    assert max(firsts) < 10.0  # not after the refused items' wait
+    again = [t for t, path in sent[concurrency:] if path in refused]
+    assert again == [pytest.approx(10.05, abs=0.02)] * concurrency  # each at its Retry-After
+    assert in_flight[1] <= concurrency
+
+
+def test_closing_prepare_many_while_items_lend_their_places_leaves_nothing_running() -> None:
+    sent: list[tuple[float, str]] = []
+    names = [f"accounts/a/models/m{i}" for i in range(40)]
+    refused = {f"/v1/{name}:prepare" for name in names[:30]}
+
+    async def main() -> tuple[int, float]:
+        async with FireworksClient(
+            "key",
+            transport=_refusing_firsts(sent, refused, [0, 0]),
+            clock=LoopClock(),
+            limiter=AdaptiveRateLimiter(initial_rate=100.0, clock=LoopClock()),
+        ) as client:
+            items = [(name, "fp8") for name in names]
+            async with contextlib.aclosing(client.prepare_many(items, concurrency=4)) as outcomes:
+                async for outcome in outcomes:
+                    assert outcome.ok
+                    break
+            closed = asyncio.get_running_loop().time()
+            await asyncio.sleep(60)  # long enough for any refused item left over to retry
+        return len(asyncio.all_tasks()) - 1, closed  # the tasks but this one
+
+    left, closed = run_virtual(main())
+    assert left == 0
+    assert len(sent) > 8  # items lent their places: more than 4 items were started
+    assert max(t for t, _ in sent) <= closed  # and none was sent after the close
 
 
 def test_a_fixed_rates_retry_after_pauses_every_request_of_the_account() -> None:
