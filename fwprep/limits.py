@@ -333,7 +333,9 @@ class AdaptiveRateLimiter(_Pacer):
       account's one-token bucket) sends each request one spacing after
       the last accepted one, narrowing the bracket from above a step at a
       time (see :attr:`spacing`). Answers the bracket cannot explain start
-      it afresh.
+      it afresh. An account that has accepted more requests less than
+      ``slow`` seconds apart in a row than a minute holds at that pace is
+      no slow bucket, and keeps no spacing.
     - **Shared**: a limiter told ``shared`` (``--shard``, ``--shared``) lets
       each request go at a random point of its own slot (slots ``1 / rate``
       apart), so that no process takes every token for its timing alone,
@@ -371,6 +373,7 @@ class AdaptiveRateLimiter(_Pacer):
         self._clean = 0  # clean windows in a row; -1: the one after a step back
         self._grown_from: float | None = None  # the rate before a step up, while it is judged
         self._in_a_row = 0
+        self._last_ok, self._fast_run, self._burst = -math.inf, 0, False  # no slow spacing
         self._closed_at, self._backoff = math.inf, 0.0  # while closed: the wait between probes
         self._background, self._after_cut = 0.0, False  # the share of 429s a cut leaves
         self._retry_after: float | None = None  # the Retry-After of the 429 recorded next
@@ -415,6 +418,7 @@ class AdaptiveRateLimiter(_Pacer):
         sp, cfg = self._spacing, self.config
         return (
             sp is not None
+            and not self._burst
             and not self._starting
             and sp.high / 2 <= sp.low < sp.high
             and cfg.slow * (1 - cfg.jitter) <= sp.high
@@ -471,6 +475,13 @@ class AdaptiveRateLimiter(_Pacer):
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
         now, cfg, sp = self._clock.now(), self.config, self._spacing
+        if not throttled and sent_at > self._last_ok:
+            # More requests accepted less than `slow` apart in a row than a slow bucket
+            # holds (a minute's worth at most): no slow spacing, for good.
+            fast = sent_at - self._last_ok < cfg.slow * (1 - cfg.jitter)
+            self._fast_run = self._fast_run + 1 if fast else 0
+            self._burst |= self._fast_run > _MINUTE / cfg.slow
+            self._last_ok = sent_at
         if sp is not None and not sp.answer(sent_at, throttled=throttled):
             self._spacing = _Spacing(cfg.jitter)  # explained by no spacing: look afresh
         if self._spacing is not None and self._steering():

@@ -645,6 +645,22 @@ def test_a_spacing_is_kept_only_from_a_second_to_the_floors_pace(clock: FakeCloc
     assert limiter.spacing is None
 
 
+def test_an_account_that_accepted_a_burst_keeps_no_slow_spacing(clock: FakeClock) -> None:
+    # A fixed minute at 6,000 a minute: after its spent end looked like a 4-6 s
+    # spacing, the next minute accepts 100 a second. No slow bucket holds more
+    # than a minute's worth of requests a second apart: from then on, answers
+    # that look like a spacing again (the minute spent again) are not one.
+    limiter = after_lone_answers(clock)
+    assert limiter.spacing == pytest.approx(6.0 * 0.97)
+    for i in range(62):  # 61 gaps of 10 ms
+        clock.t = 30 + i * 0.01 + 0.05
+        answer(limiter, clock, 30 + i * 0.01, ok=True)
+    for sent, ok in LONE_ANSWERS:
+        clock.t = 40.0 + sent + 0.05
+        answer(limiter, clock, 40.0 + sent, ok=ok)
+    assert limiter.spacing is None
+
+
 def test_a_retry_after_does_not_shape_the_spacing(clock: FakeClock) -> None:
     # A server whose 429s always say "Retry-After: 6", whatever the wait:
     # taken as a bound, it made a 1 s spacing 5 s.
