@@ -46,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fwprep import limits
+from fwprep import RetryPolicy, limits
 
 # The simulated account and bulk job of the test suite (tests/simulated.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -199,6 +199,32 @@ def cell(
     }
 
 
+def storm(limiter: Callable[..., Any], seeds: int) -> str:
+    """500 items, 16 at a time, on an account with no limit in reach: 10% stray 429s
+    (``Retry-After: 1``) and 15% 503s, against the same with 25% 503s; the mean walls and
+    their ratio (``benchmarks/storm.py`` runs it on the emulator, in real time)."""
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    for seed in range(1, seeds + 1):
+        for stray in (True, False):
+            acct = simulated.Account(
+                rpm=600_000,
+                latency=0.02,
+                jitter=0.5,
+                seed=seed,
+                stray_429=0.10 if stray else 0.0,
+                error_503=0.15 if stray else 0.25,
+            )
+            run = simulated.run_virtual(
+                simulated.bulk_job(
+                    acct, items=500, limiter_type=limiter, retry=RetryPolicy(max_attempts=10)
+                )
+            )
+            walls[stray].append(run.wall)
+    with_429, without = statistics.mean(walls[True]), statistics.mean(walls[False])
+    ratio = with_429 / without
+    return f"{with_429:6.1f} s with 429s, {without:6.1f} s with 503s instead: {ratio:.2f}x"
+
+
 def two_accounts(seed: int = 1) -> str:
     """600 items of a 1,200/min account interleaved with 12 of a 10/min one: each as if alone?
 
@@ -277,6 +303,11 @@ def main() -> None:
         "--accounts", action="store_true", help="also the two-accounts scenario (one budget each)"
     )
     parser.add_argument(
+        "--storm",
+        action="store_true",
+        help="also the fault storm (10%% stray 429s against 503s), --seeds timings",
+    )
+    parser.add_argument(
         "--write", action="store_true", help=f"also write the table to {RESULTS.name}"
     )
     parser.add_argument(
@@ -335,6 +366,9 @@ def main() -> None:
                 out(f"{shape:11} {mode:11} {name:7}" + "".join(f"{c:>25}" for c in row))
     if args.accounts:
         out(two_accounts())
+    if args.storm:
+        for name, limiter in limiters.items():
+            out(f"fault storm, {name:7} {storm(limiter(6000), args.seeds)}")
     print(f"{time.monotonic() - started:.0f} s")
     if args.write:
         name = args.output or (

@@ -94,6 +94,9 @@ class Account:
         jitter: each answer's latency varies by up to this share of
             ``latency`` either way, drawn from a generator seeded with
             ``seed`` (so a run is still the same every time).
+        stray_429: the share of requests refused whatever the budget says,
+            with ``Retry-After: 1`` (a proxy, a server's hiccup), spending none.
+        error_503: the share of requests answered 503, spending none.
     """
 
     rpm: float
@@ -105,6 +108,8 @@ class Account:
     shape: LimitShape = "bucket"
     count_refused: bool = False
     phase: float = 0.0
+    stray_429: float = 0.0
+    error_503: float = 0.0
     budget: Budget = attrs.field(init=False)
     _random: random.Random = attrs.field(init=False)
     answers: Counter[tuple[int, int]] = attrs.field(factory=Counter)
@@ -134,15 +139,19 @@ class Account:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             await asyncio.sleep(self._half_latency())
-            wait = self.budget.take(loop.time())
+            fault = self._random.random() if self.stray_429 or self.error_503 else 1.0
+            stray, error = fault < self.stray_429, fault < self.stray_429 + self.error_503
+            wait = 1.0 if stray else 0.0 if error else self.budget.take(loop.time())
             await asyncio.sleep(self._half_latency())
             self.in_flight -= 1
-            status = 200 if wait == 0 else 429
+            status = 503 if error and not stray else 200 if wait == 0 else 429
             self.answers[client_id, status] += 1
             self.log.append((loop.time(), status))
             if status == 200:
                 return Response(200, {}, b"{}")
-            headers = self.retry_after.headers(wait)
+            if status == 503:
+                return Response(503, {}, b'{"code": 14, "message": "unavailable"}')
+            headers = {"Retry-After": "1"} if stray else self.retry_after.headers(wait)
             return Response(429, headers, b'{"code": 8, "message": "rate limit exceeded"}')
 
         return send
@@ -219,6 +228,7 @@ async def bulk_job(
         client = FireworksClient(
             "key", transport=account.transport(k), clock=LoopClock(), **options
         )
+        client._rng = random.Random(account.seed * 7919 + k)  # backoffs' jitter: a run repeats
         async with client:
             async for outcome in client.prepare_many(mine):
                 outcomes[k].append(outcome.ok)
