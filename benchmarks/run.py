@@ -547,8 +547,6 @@ def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) ->
         ]
     if data.get("throttled"):
         lines += throttled_markdown(data["throttled"])
-    if data.get("shapes", {}).get("rows"):
-        lines += markdown_shapes(data["shapes"])
     if data.get("wait"):
         lines += wait_markdown(data["wait"])
     if data.get("check"):
@@ -557,6 +555,8 @@ def write_results(data: dict[str, Any], quick: bool, results: Path = RESULTS) ->
         lines += markdown_journal(data["journal"])
     if data.get("listing"):
         lines += markdown_listing(data["listing"])
+    if data.get("shapes", {}).get("rows"):
+        lines += markdown_shapes(data["shapes"])
     su = data.get("startup")
     if su:
         lines += [

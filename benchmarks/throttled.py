@@ -177,7 +177,7 @@ def scenario_shapes(quick: bool, emulator: Any, stats: Any, key: str) -> dict[st
 def markdown_shapes(data: dict[str, Any]) -> list[str]:
     """The "shapes" table: one process, each budget's shape against its own best."""
     lines = [
-        "## 2c. Throttled: budgets of other shapes",
+        "## 2g. Throttled: budgets of other shapes",
         "",
         f"Run: {data.get('run_at', 'unknown')}.",
         "",
