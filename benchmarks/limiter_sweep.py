@@ -171,24 +171,23 @@ def cell(
 ) -> dict[str, Any]:
     """One cell over ``seeds`` timings."""
     ratios, late, per_item, failed = [], [], [], 0
+    items = items_for(rpm)
     for seed in range(1, seeds + 1):
         acct = account(shape, rpm, mode, seed, jitter=jitter, count_refused=count_refused)
         run = simulated.run_virtual(
             simulated.bulk_job(
                 acct,
-                items=items_for(rpm),
+                items=items,
                 clients=clients,
                 stagger=stagger if clients > 1 else 0.0,
                 limiter_type=limiter,
                 by_hash=True,
             )
         )
-        ideal = best(acct, items_for(rpm))
+        ideal = best(acct, items)
         ratios.append(run.wall / ideal if ideal > 0 else math.inf)
         late.append(run.late_429_share)
-        per_item.append(
-            (run.ok + sum(n for (_, s), n in acct.answers.items() if s == 429)) / items_for(rpm)
-        )
+        per_item.append((run.ok + sum(n for (_, s), n in acct.answers.items() if s == 429)) / items)
         failed += run.failed
     return {
         "mean": statistics.mean(ratios),

@@ -91,6 +91,11 @@ class _Pacer:
         self._paused_until = max(self._paused_until, self._clock.now() + seconds)
         self._changed()
 
+    def _resume(self) -> None:
+        """End a pause now: the requests waiting go at the limiter's pace again."""
+        self._paused_until = min(self._paused_until, self._clock.now())
+        self._changed()
+
     def _changed(self) -> None:
         """The pace changed: wake the head waiter to recompute its send time."""
         if self._wake is not None and not self._wake.done():
@@ -450,8 +455,7 @@ class AdaptiveRateLimiter(_Pacer):
         """Count an answer that was not a 429 (it reopens a closed account)."""
         if self.closed:  # reopened: a window is not judged across a closure
             self._new_window()
-            self._paused_until = min(self._paused_until, self._clock.now())
-            self._changed()  # the requests held behind the probe go now
+            self._resume()  # the requests held behind the probe go now
         self._in_a_row = 0
         self._record(sent_at, throttled=False)
 
@@ -475,7 +479,7 @@ class AdaptiveRateLimiter(_Pacer):
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
         now, cfg, sp = self._clock.now(), self.config, self._spacing
-        if not throttled and sent_at > self._last_ok:
+        if sp is not None and not throttled and sent_at > self._last_ok:
             # More requests accepted less than `slow` apart in a row than a slow bucket
             # holds (a minute's worth at most): no slow spacing, for good.
             fast = sent_at - self._last_ok < cfg.slow * (1 - cfg.jitter)

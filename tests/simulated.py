@@ -140,11 +140,12 @@ class Account:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             await asyncio.sleep(self._half_latency())
             fault = self._random.random() if self.stray_429 or self.error_503 else 1.0
-            stray, error = fault < self.stray_429, fault < self.stray_429 + self.error_503
+            stray = fault < self.stray_429
+            error = not stray and fault < self.stray_429 + self.error_503
             wait = 1.0 if stray else 0.0 if error else self.budget.take(loop.time())
             await asyncio.sleep(self._half_latency())
             self.in_flight -= 1
-            status = 503 if error and not stray else 200 if wait == 0 else 429
+            status = 503 if error else 200 if wait == 0 else 429
             self.answers[client_id, status] += 1
             self.log.append((loop.time(), status))
             if status == 200:

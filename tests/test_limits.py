@@ -402,6 +402,14 @@ def test_the_rate_never_falls_below_the_floor(clock: FakeClock) -> None:
 # -- a closed account, and Retry-After ----------------------------------------------------
 
 
+def refused_in_flight(limiter: AdaptiveRateLimiter, clock: FakeClock, requests: int) -> None:
+    """``requests`` sent together, refused one after another 10 ms apart."""
+    sent = clock.t
+    for _ in range(requests):
+        clock.t += 0.01
+        limiter.on_throttle(sent)
+
+
 def test_429s_in_a_row_close_the_account_hold_the_rate_and_probe_with_backoff(
     clock: FakeClock,
 ) -> None:
@@ -410,10 +418,7 @@ def test_429s_in_a_row_close_the_account_hold_the_rate_and_probe_with_backoff(
     # then the rate is held for the minute's end, and every request waits a
     # backoff doubling from a quarter second to four.
     limiter = steady(clock, rate=100.0)
-    sent = clock.t
-    for _ in range(3):
-        clock.t += 0.01
-        limiter.on_throttle(sent)
+    refused_in_flight(limiter, clock, 3)
     assert limiter.closed
     held = limiter.rate
     assert held == pytest.approx(50.0)
@@ -474,10 +479,7 @@ def test_429s_to_requests_sent_before_the_closure_do_not_lengthen_the_backoff(
     # Ten requests in flight when a window is spent: their 429s arrive after
     # the third closed the account. Only refused probes, sent since, double it.
     limiter = steady(clock, rate=100.0)
-    sent = clock.t
-    for _ in range(10):
-        clock.t += 0.01
-        limiter.on_throttle(sent)
+    refused_in_flight(limiter, clock, 10)
     assert limiter.closed
     assert limiter.paused_until <= clock.t  # no backoff yet: no probe was refused
     limiter.on_throttle(clock.t)  # a probe, refused
