@@ -46,6 +46,25 @@ def test_refused_requests_spend_budget_when_counted(shape: str) -> None:
     assert counted_ok < kept_ok
 
 
+@pytest.mark.parametrize("shape", ["bucket", "window", "sliding"])
+@pytest.mark.parametrize("counted", [False, True])
+def test_the_wait_told_is_the_true_wait(shape: str, counted: bool) -> None:
+    # Whether or not the refused request spent budget, a request sent when the
+    # wait is over is accepted, and one sent a little sooner is not.
+    for gap in (0.5, 3.0, 5.5):  # under a token's 6 s
+        sooner, on_time = (
+            Budget(10, shape, count_refused=counted, phase=50.0)  # type: ignore[arg-type]
+            for _ in range(2)
+        )
+        for budget in (sooner, on_time):
+            while budget.take(0.0) == 0:
+                pass
+        wait = sooner.take(gap)
+        assert on_time.take(gap) == wait > 0
+        assert on_time.take(gap + wait + 1e-9) == 0
+        assert sooner.take(gap + wait * 0.9) > 0
+
+
 @pytest.mark.parametrize(
     ("mode", "wait", "headers"),
     [

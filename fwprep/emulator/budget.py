@@ -151,10 +151,9 @@ class Budget:
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return 0.0
-        wait = (1.0 - self._tokens) / per_second
-        if self.count_refused:
+        if self.count_refused:  # this request's token too: the wait told is the true one
             self._tokens -= 1.0
-        return wait
+        return (1.0 - self._tokens) / per_second
 
     def _calendar(self, now: float) -> float:
         window = math.floor((now - self._origin) / _MINUTE)
