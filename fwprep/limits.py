@@ -327,7 +327,8 @@ class AdaptiveRateLimiter(_Pacer):
       through a spent minute costs a 429 every few seconds, not every
       second). Closed for over a minute, longer than any spent minute
       lasts, the probes are what keep it closed (refused requests that
-      spend budget too), and the backoff doubles on up to a minute. The
+      spend budget too), and the backoff doubles on up to a minute; the
+      next closure then starts at the backoff that reopened this one. The
       first answer that is not a 429 reopens it, and the requests held
       behind the probe go at once.
     - **Retry-After**: the refused request waits it in any case (the client
@@ -454,6 +455,8 @@ class AdaptiveRateLimiter(_Pacer):
     def on_success(self, sent_at: float) -> None:
         """Count an answer that was not a 429 (it reopens a closed account)."""
         if self.closed:  # reopened: a window is not judged across a closure
+            if self._clock.now() - self._closed_at < _MINUTE:
+                self._backoff = 0.0  # a closure over a minute leaves its backoff to the next
             self._new_window()
             self._resume()  # the requests held behind the probe go now
         self._in_a_row = 0
@@ -466,7 +469,7 @@ class AdaptiveRateLimiter(_Pacer):
         retry_after, self._retry_after = self._retry_after, None
         cfg, now = self.config, self._clock.now()
         if self._in_a_row == cfg.closed_after:
-            self._closed_at, self._backoff = now, 0.0
+            self._closed_at = now
         elif self.closed and sent_at >= self._closed_at:  # a probe, not one already on its way
             # No minute of a budget stays spent longer than a minute: closed for
             # longer, the probes themselves keep it closed (refused requests that

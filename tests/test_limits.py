@@ -533,10 +533,24 @@ async def test_an_account_closed_past_a_minute_is_probed_ever_more_slowly(
     assert max(within) == pytest.approx(4.0)
     assert past[:4] == pytest.approx([8.0, 16.0, 32.0, 60.0])
     assert past[-1] == pytest.approx(60.0)
-    # The first answer that is not a 429 reopens it; the next closure starts over.
+    # The first answer that is not a 429 reopens it. An account that took over
+    # a minute to reopen is probed, the next time it closes, from the backoff
+    # that reopened it: where refused requests spend budget, the quicker
+    # probes would keep it closed again.
     limiter.on_success(clock.now())
     waits = await probe_a_closed_account(limiter, clock, 5, 1.0)
-    assert [wait for _, wait in waits[2:]] == pytest.approx([1.0, 1.0, 1.0])
+    assert [wait for _, wait in waits[2:]] == pytest.approx([60.0, 60.0, 60.0])
+
+
+async def test_an_account_that_reopens_within_a_minute_is_probed_afresh_next_time(
+    clock: FakeClock,
+) -> None:
+    limiter = steady(clock, rate=100.0)
+    waits = await probe_a_closed_account(limiter, clock, 8, 1.0)
+    assert waits[-1][1] == pytest.approx(4.0)  # closed for seconds: the backoff at 4 s
+    limiter.on_success(clock.now())
+    waits = await probe_a_closed_account(limiter, clock, 6, 1.0)
+    assert [wait for _, wait in waits[2:]] == pytest.approx([1.0, 1.0, 1.0, 1.0])
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared"])
