@@ -129,6 +129,7 @@ def scenario_journal(quick: bool) -> dict[str, Any]:
         fwprep = [sys.executable, "-m", "fwprep"]
         report_s, report_mb = _measure([*fwprep, "report", str(report)], env)
         resume_s, resume_mb = _measure([*fwprep, "batch", str(manifest), "--resume", "-q"], env)
+        dry_s, dry_mb = _measure([*fwprep, "batch", str(manifest), "--resume", "--dry-run"], env)
     row = {
         "items": count,
         "report_mb": size_mb,
@@ -136,10 +137,13 @@ def scenario_journal(quick: bool) -> dict[str, Any]:
         "report_rss_mb": report_mb,
         "resume_s": resume_s,
         "resume_rss_mb": resume_mb,
+        "dry_run_s": dry_s,
+        "dry_run_rss_mb": dry_mb,
     }
     print(
         f"  journal {count} items ({size_mb:.0f} MB): fwprep report {report_s:.1f} s "
-        f"{report_mb:.0f} MB; --resume {resume_s:.1f} s {resume_mb:.0f} MB",
+        f"{report_mb:.0f} MB; --resume {resume_s:.1f} s {resume_mb:.0f} MB; "
+        f"--resume --dry-run {dry_s:.1f} s {dry_mb:.0f} MB",
         flush=True,
     )
     return {"rows": [row]}
@@ -211,15 +215,16 @@ def markdown_journal(data: dict[str, Any]) -> list[str]:
         "",
         "A report of two records per item (`started`, then `ok`), every item done. `fwprep "
         "report` summarises it; `fwprep batch --resume` reads it and the manifest and sends "
-        "nothing. Wall time and peak RSS of each command.",
+        "nothing; `--resume --dry-run` plans the same. Wall time and peak RSS of each command.",
         "",
-        "| items | report MB | `fwprep report` s | MB | `--resume` s | MB |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| items | report MB | `fwprep report` s | MB | `--resume` s | MB | `--dry-run` s | MB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in data["rows"]:
+        dry = f"{r['dry_run_s']:.1f} | {r['dry_run_rss_mb']:.0f}" if "dry_run_s" in r else "- | -"
         lines.append(
             f"| {r['items']:,} | {r['report_mb']:.0f} | {r['report_s']:.1f} | "
-            f"{r['report_rss_mb']:.0f} | {r['resume_s']:.1f} | {r['resume_rss_mb']:.0f} |"
+            f"{r['report_rss_mb']:.0f} | {r['resume_s']:.1f} | {r['resume_rss_mb']:.0f} | {dry} |"
         )
     lines += ["", "Target: each under about 150 MB and 10 s at a million items.", ""]
     return lines

@@ -17,7 +17,7 @@ import attrs
 
 from fwprep.batch.journal import CLAIMED, ReportIndex
 from fwprep.batch.journal import key_hash as _key_hash
-from fwprep.batch.manifest import InvalidRow, ManifestEntry, ManifestError
+from fwprep.batch.manifest import InvalidRow, Manifest, ManifestEntry, ManifestError
 from fwprep.batch.status import DONE_STATUSES, WAITING_STATUSES
 from fwprep.errors import ConfigError
 
@@ -130,10 +130,10 @@ class Admission:
         shard: run only this :class:`Shard` of the entries.
         done: keys an earlier report has as done.
         resumed: an earlier report, read: its done items are ``DONE``, its
-            accepted ones ``WAIT`` (``DONE`` unless ``wait``). The run's
-            admission marks the keys it meets there (see
-            :meth:`~fwprep.batch.journal.ReportIndex.claim`); a plan's
-            (``claim=False``) leaves the index as it was.
+            accepted ones ``WAIT`` (``DONE`` unless ``wait``). Admission
+            marks the keys it meets there (see
+            :meth:`~fwprep.batch.journal.ReportIndex.claim`), so that it
+            keeps no set of its own for them.
         wait: whether the batch waits for preparations to finish.
     """
 
@@ -144,10 +144,8 @@ class Admission:
         done: Iterable[str] = (),
         resumed: ReportIndex | None = None,
         wait: bool = True,
-        claim: bool = True,
     ) -> None:
         self.shard = shard
-        self._claim = claim
         self._done = {_key_hash(k) for k in done}
         self._resumed = resumed
         self._wait = wait
@@ -160,7 +158,7 @@ class Admission:
         duplicate) or ``ELSEWHERE`` (another shard's); ``None`` when the row
         must be admitted whole (:meth:`admit`): not done, or met before.
         """
-        if self._resumed is None or not self._claim:
+        if self._resumed is None:
             return None
         hashed = _key_hash(key)
         if self._resumed.peek(hashed) not in DONE_STATUSES:
@@ -182,12 +180,10 @@ class Admission:
             return Admitted.ELSEWHERE
         hashed = _key_hash(key)
         # Keys the report holds are remembered there; only new ones need a set here.
-        resumed = None
-        if self._resumed is not None:
-            resumed = (self._resumed.claim if self._claim else self._resumed.peek)(hashed)
-        if resumed == CLAIMED or ((resumed is None or not self._claim) and hashed in self._seen):
+        resumed = None if self._resumed is None else self._resumed.claim(hashed)
+        if resumed == CLAIMED or (resumed is None and hashed in self._seen):
             return Admitted.DUPLICATE
-        if resumed is None or not self._claim:
+        if resumed is None:
             self._seen.add(hashed)
         if hashed in self._done or resumed in DONE_STATUSES:
             return Admitted.DONE
@@ -226,14 +222,29 @@ async def plan_batch(
     done: Iterable[str] = (),
     resumed: ReportIndex | None = None,
     wait: bool = True,
+    manifests: Iterable[Manifest] = (),
 ) -> BatchPlan:
     """What a batch of ``entries`` would do, without sending anything or writing a report.
 
-    A manifest that cannot be read to the end is not raised: its error is
-    :attr:`BatchPlan.read_error`, beside what was planned up to it.
+    The same :class:`Admission` a run makes, over the same ``resumed``
+    index, so a plan and a run agree on every entry; the index is left as
+    it was found (:meth:`~fwprep.batch.journal.ReportIndex.release`). Rows
+    of ``manifests`` (those ``entries`` come from) that ``resumed`` has as
+    done pass unvalidated, as in a run. A manifest that cannot be read to
+    the end is not raised: its error is :attr:`BatchPlan.read_error`,
+    beside what was planned up to it.
     """
     plan = BatchPlan()
-    admission = Admission(shard=shard, done=done, resumed=resumed, wait=wait, claim=False)
+    admission = Admission(shard=shard, done=done, resumed=resumed, wait=wait)
+
+    def skip(key: str) -> bool:
+        verdict = admission.admit_done(key)
+        plan.already_done += verdict is Admitted.DONE
+        return verdict is not None
+
+    if resumed is not None:
+        for manifest in manifests:
+            manifest.skip = skip
     try:
         async for entry in aiter_entries(entries):
             verdict = admission.admit(entry)
@@ -251,6 +262,9 @@ async def plan_batch(
                 plan.per_precision[precision] += 1
     except ManifestError as exc:
         plan.read_error = str(exc)
+    finally:
+        if resumed is not None:
+            resumed.release()
     return plan
 
 

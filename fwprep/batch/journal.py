@@ -114,6 +114,13 @@ class ReportIndex:
         self._status[hashed] = code | _CLAIMED_BIT
         return _STATUSES[code]
 
+    def release(self) -> None:
+        """Forget every claim: a plan made before the run leaves the index as it found it."""
+        status = self._status
+        for hashed, code in status.items():
+            if code & _CLAIMED_BIT:
+                status[hashed] = code & ~_CLAIMED_BIT
+
     def waited(self, key: str, now: datetime | None = None) -> float:
         """Seconds since ``key`` was recorded ``accepted`` (0 when unknown)."""
         stamp = self._accepted.get(key_hash(key))

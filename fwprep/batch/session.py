@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 
 from fwprep._checks import check_items, check_texts, coerce_item
-from fwprep.batch.admit import Shard, plan_batch
+from fwprep.batch.admit import BatchPlan, Shard, plan_batch
 from fwprep.batch.journal import ReportIndex, index_report
 from fwprep.batch.manifest import InvalidRow, Manifest, ManifestEntry, ManifestError
 from fwprep.batch.report import Record, ReportError, ReportWriter, is_report
@@ -41,6 +41,7 @@ __all__ = [
     "default_report_path",
     "open_batch",
     "open_manifests",
+    "resumed_from",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -212,7 +213,9 @@ class Batch:
 
     ``resumed`` is the report as read for ``resume`` (``None`` without it):
     the runner skips the items it has as done, and waits on those it has as
-    accepted (with ``wait``) without preparing them again.
+    accepted (with ``wait``) without preparing them again. ``plan`` is what
+    the batch will do, made once before it starts (with ``check``, or when
+    asked for, and only for manifests that can be read twice).
     """
 
     runner: BatchRunner
@@ -220,6 +223,12 @@ class Batch:
     resumed: ReportIndex | None
     report_path: Path | None
     manifests: list[Manifest] = attrs.field(factory=list)
+    plan: BatchPlan | None = None
+
+
+def resumed_from(report: Path) -> ReportIndex | None:
+    """The report as ``resume`` reads it; ``None`` when it does not exist yet (a first run)."""
+    return index_report([report]) if report.exists() else None
 
 
 def as_paths(manifests: PathLike | Sequence[PathLike]) -> list[PathLike]:
@@ -241,6 +250,7 @@ async def open_batch(
     precisions: Sequence[Precision | str] = (),
     options: BatchOptions | None = None,
     on_record: Callable[[Record], None] | None = None,
+    plan: bool = False,
 ) -> AsyncIterator[Batch]:
     """Check the arguments, open the manifests, read the report for resume, connect, build.
 
@@ -251,7 +261,9 @@ async def open_batch(
     error leaves no empty report behind. ``client`` is used as given;
     without it, the client comes from ``connect`` (default:
     :class:`~fwprep.FireworksClient` from the environment) and is closed on
-    exit, with the report and the manifests.
+    exit, with the report and the manifests. With ``plan`` (or
+    ``options.check``), the manifests are read once ahead for
+    :attr:`Batch.plan`: a progress display's total, ``check``'s count.
 
     Raises:
         ConfigError: both or neither of ``manifests`` and ``items``; ``format``
@@ -282,18 +294,15 @@ async def open_batch(
     account = account or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
     async with contextlib.AsyncExitStack() as stack:
         opened = stack.enter_context(open_manifests(paths, format, account, precisions))
-        resumed = None
-        if resume and report_path is not None and report_path.exists():
-            resumed = index_report([report_path])
+        resumed = resumed_from(report_path) if resume and report_path is not None else None
         if client is None:
             client = await stack.enter_async_context((connect or FireworksClient)())
         writer = ReportWriter(report_path) if report_path is not None else None
         if writer is not None:
             stack.callback(writer.close)
-        expected = None
-        if options.check:
-            expected = await _count_items(
-                items,
+        planned = None
+        if items is None and (options.check or plan):
+            planned = await _plan(
                 paths,
                 format=format,
                 account=account,
@@ -301,6 +310,11 @@ async def open_batch(
                 options=options,
                 resumed=resumed,
             )
+        expected = None
+        if options.check and planned is not None:
+            expected = planned.to_send
+        elif options.check and isinstance(items, Sized):
+            expected = len(items)
         runner = BatchRunner(
             client, options, report=writer, on_record=on_record, expected=expected, resumed=resumed
         )
@@ -312,11 +326,10 @@ async def open_batch(
             if items is not None
             else chain_entries(opened)
         )
-        yield Batch(runner, entries, resumed, report_path, opened)
+        yield Batch(runner, entries, resumed, report_path, opened, planned)
 
 
-async def _count_items(
-    items: object,
+async def _plan(
     paths: Sequence[PathLike],
     *,
     format: str | None,
@@ -324,18 +337,19 @@ async def _count_items(
     precisions: Sequence[Precision | str],
     options: BatchOptions,
     resumed: ReportIndex | None,
-) -> int | None:
-    """How many items a batch will run, where that can be known before it starts.
+) -> BatchPlan | None:
+    """What the batch will do, where the manifests can be read twice (files, not stdin).
 
-    A list of items has a length and manifest files can be read twice (a
-    pass that only counts); standard input and other iterables cannot.
+    The same admission the run makes, over the same ``resumed`` index: a
+    pass that only counts.
     """
-    if items is not None:
-        return len(items) if isinstance(items, Sized) else None
     if not paths or any(str(path) == "-" for path in paths):
         return None
     with open_manifests(paths, format, account, precisions) as manifests:
-        plan = await plan_batch(
-            chain_entries(manifests), shard=options.shard, resumed=resumed, wait=options.wait
+        return await plan_batch(
+            chain_entries(manifests),
+            shard=options.shard,
+            resumed=resumed,
+            wait=options.wait,
+            manifests=manifests,
         )
-    return plan.to_send

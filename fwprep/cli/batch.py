@@ -18,9 +18,15 @@ from typing import Any
 from fwprep.batch.admit import Shard, plan_batch
 from fwprep.batch.manifest import FORMATS, InvalidRow, Manifest, ManifestError
 from fwprep.batch.progress import Progress
-from fwprep.batch.report import Record, read_report
+from fwprep.batch.report import Record
 from fwprep.batch.runner import DEFAULT_GRACE, BatchOptions, BatchRunner
-from fwprep.batch.session import chain_entries, default_report_path, open_batch, open_manifests
+from fwprep.batch.session import (
+    chain_entries,
+    default_report_path,
+    open_batch,
+    open_manifests,
+    resumed_from,
+)
 from fwprep.batch.status import DONE_STATUSES, WAITING_STATUSES
 from fwprep.cli._common import (
     ENVIRONMENT,
@@ -235,18 +241,19 @@ def _precisions_unused(args: argparse.Namespace, manifests: list[Manifest]) -> N
         say(f"warning: {given} changed nothing: every valid row names its precision")
 
 
-def _done_keys(args: argparse.Namespace, report_path: Path) -> frozenset[str]:
-    if not args.resume or not report_path.exists():
-        return frozenset()
-    return read_report([report_path]).done_keys()
-
-
 async def _dry_run(
     args: argparse.Namespace, paths: list[str], shard: Shard | None, report_path: Path
 ) -> int:
+    """The plan a run would make: the same admission over the same journal index."""
     with open_manifests(paths, args.format, account(args), args.precisions) as manifests:
-        done = _done_keys(args, report_path)
-        plan = await plan_batch(chain_entries(manifests), shard=shard, done=done)
+        resumed = resumed_from(report_path) if args.resume else None
+        plan = await plan_batch(
+            chain_entries(manifests),
+            shard=shard,
+            resumed=resumed,
+            wait=args.wait,
+            manifests=manifests,
+        )
         _precisions_unused(args, manifests)
     for problem in plan.invalid:
         say(problem)
@@ -257,6 +264,7 @@ async def _dry_run(
         "duplicates": plan.duplicates,
         "invalid": len(plan.invalid),
         "already_done": plan.already_done,
+        "to_wait": plan.to_wait,
         "shard": str(shard) if shard else None,
         "error": plan.read_error,
     }
@@ -271,6 +279,7 @@ async def _dry_run(
             ("duplicates (would run once)", plan.duplicates),
             ("invalid rows", len(plan.invalid)),
             ("already done (--resume)", plan.already_done),
+            ("accepted, to wait on (--resume --wait)", plan.to_wait),
         ):
             if count:
                 print(f"  {count:>8}  {label}")
@@ -324,6 +333,7 @@ async def _run(
         format=args.format,
         precisions=args.precisions,
         options=_options(args, shard),
+        plan=not args.quiet and sys.stderr.isatty(),
     ) as batch:
         if batch.resumed is not None:
             for problem in batch.resumed.bad_lines[:10]:
@@ -333,17 +343,7 @@ async def _run(
             verb = "to wait on" if args.wait else "counted as done (no --wait)"
             extra = f", {accepted} accepted {verb}" if accepted else ""
             say(f"--resume: {report_path} has {done} done already{extra}")
-        total = None
-        if not args.quiet and sys.stderr.isatty() and "-" not in paths:
-            with open_manifests(paths, args.format, account(args), args.precisions) as manifests:
-                plan = await plan_batch(
-                    chain_entries(manifests),
-                    shard=shard,
-                    resumed=batch.resumed,
-                    wait=args.wait,
-                )
-                total = plan.records
-        progress = Progress(total, quiet=args.quiet)
+        progress = Progress(batch.plan.records if batch.plan else None, quiet=args.quiet)
 
         def on_record(record: Record) -> None:
             if record.status == "invalid" and record.error is not None and not args.quiet:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from support import env_for, final_statuses, fwprep, write_manifest
 
+from fwprep.batch.report import ErrorInfo, Record
 from fwprep.emulator import EmulatorThread
 
 REPO = Path(__file__).resolve().parents[2]
@@ -330,3 +331,54 @@ def test_throttle_timeout_fails_an_item_only_after_that_long_of_429s(tmp_path: P
     assert error["type"] == "RateLimitError"
     assert "with no request succeeding (throttle_timeout=1 s)" in error["message"]
     assert emu.stats.statuses[429] >= 2  # retried, not failed at the first 429
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["no-wait", "wait"])
+def test_a_resumed_dry_run_and_the_run_agree_on_every_status(
+    tmp_path: Path, emu: EmulatorThread, wait: bool
+) -> None:
+    # A journal with an item in every status a run leaves behind, and a manifest
+    # naming each of them, two new items, a duplicate row and an invalid one.
+    manifest, report = tmp_path / "m.csv", tmp_path / "m.report.jsonl"
+    left = ["started", "accepted", "ok", "failed", "skipped", "interrupted"]
+    rows = [f"m-{status},fp8" for status in left] + [
+        "new-1,fp8",
+        "new-2,fp8",
+        "new-1,fp8",
+        "BAD,fp8",
+    ]
+    manifest.write_text("model,precision\n" + "\n".join(rows) + "\n")
+    records = [
+        Record(
+            key=f"accounts/acme/models/m-{status}@FP8",
+            status=status,  # type: ignore[arg-type]
+            model=f"accounts/acme/models/m-{status}",
+            precision="FP8",
+            source=str(manifest),
+            line=line,
+            error=ErrorInfo("ApiError", "INTERNAL", "boom") if status == "failed" else None,
+        )
+        for line, status in enumerate(left, start=2)
+    ]
+    report.write_text("".join(record.to_line() + "\n" for record in records))
+    env = env_for(emu)
+    if wait:  # the accepted item was prepared: waiting on it ends
+        assert fwprep("prepare", "m-accepted", "-p", "fp8", env=env).returncode == 0
+    flags = [str(manifest), "--report", str(report), "--resume", "-o", "json"]
+    flags += ["--wait", "--poll-interval", "0.1"] if wait else []
+    planned = fwprep("batch", *flags, "--dry-run", env=env)
+    plan = json.loads(planned.stdout)
+    before = sum(emu.stats.prepare_requests.values())
+    ran = fwprep("batch", *flags, "-q", env=env)
+    summary = json.loads(ran.stdout)
+    sent = sum(emu.stats.prepare_requests.values()) - before
+    # started, failed, interrupted and the two new items are sent; ok and skipped are
+    # done; accepted is waited on with --wait and done without.
+    assert (plan["to_send"], plan["to_wait"], plan["already_done"]) == (
+        (5, 1, 2) if wait else (5, 0, 3)
+    )
+    assert plan["to_send"] == sent
+    assert plan["already_done"] == summary["already_done"]
+    assert plan["to_send"] + plan["to_wait"] == summary["counts"]["ok"]
+    assert plan["duplicates"] == summary["counts"]["duplicate"] == 1
+    assert plan["invalid"] == summary["counts"]["invalid"] == 1

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import fwprep.batch.manifest as manifest_module
 from fwprep import FireworksClient
 from fwprep.batch import run_batch
-from fwprep.batch.admit import Admission, Admitted
+from fwprep.batch.admit import Admission, Admitted, plan_batch
 from fwprep.batch.journal import CLAIMED, index_report, key_hash
 from fwprep.batch.report import ErrorInfo, Record, ReportWriter, read_report
 from fwprep.emulator import Emulator
@@ -129,6 +129,17 @@ def test_a_resumed_admission_claims_keys_in_the_index_and_finds_duplicates(tmp_p
     assert index.counts() == {"ok": 1, "accepted": 1, "failed": 1}  # claiming changes no count
     without_wait = Admission(resumed=index_report([path]), wait=False)
     assert without_wait.admit(items[1]) is Admitted.DONE
+
+
+async def test_a_plan_over_a_resumed_index_leaves_it_as_it_found_it(tmp_path: Path) -> None:
+    # --check's count and the progress total plan over the index the run then uses.
+    path = write(tmp_path / "r.jsonl", [record(0, "ok"), record(1, "accepted")])
+    index = index_report([path])
+    items = [PrepareItem(ModelRef("acme", f"m{i}"), "fp8") for i in (0, 1, 2, 0)]
+    plan = await plan_batch(items, resumed=index, wait=True)
+    assert (plan.already_done, plan.to_wait, plan.to_send, plan.duplicates) == (1, 1, 1, 1)
+    assert index.claim(key_hash("accounts/acme/models/m0@FP8")) == "ok"  # not CLAIMED
+    assert index.claim(key_hash("accounts/acme/models/m1@FP8")) == "accepted"
 
 
 async def test_a_resumed_run_passes_over_done_rows_without_validating_them(
