@@ -51,6 +51,7 @@ from fwprep.errors import (
     UnexpectedResponseError,
     WaitTimeoutError,
 )
+from fwprep.exit_codes import ExitCode
 from fwprep.limits import AdaptiveConfig, AdaptiveRateLimiter, FixedRateLimiter, RateLimiter
 from fwprep.listing import ModelListing
 from fwprep.models import Model, ModelStatus, PrepareItem, PrepareOutcome
@@ -75,6 +76,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConnectError",
+    "ExitCode",
     "FireworksClient",
     "FixedRateLimiter",
     "FwprepError",

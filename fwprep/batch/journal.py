@@ -22,27 +22,22 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fwprep.batch.report import ReportError, note_damage, record_of
+from fwprep.batch.report import note_damage, record_of, report_lines
+from fwprep.batch.status import FAILED_STATUSES, ROW_STATUSES, STATUSES
 
 __all__ = ["CLAIMED", "ReportIndex", "index_report", "key_hash"]
 
-_STATUSES = (
-    "started",
-    "accepted",
-    "ok",
-    "failed",
-    "invalid",
-    "duplicate",
-    "skipped",
-    "interrupted",
-)
+_STATUSES = STATUSES
 _CODE = {status: code for code, status in enumerate(_STATUSES)}
 _ACCEPTED, _FAILED = _CODE["accepted"], _CODE["failed"]
 _CLAIMED_BIT = 16  # set on a status once a resumed run has met its key
 
 CLAIMED = "claimed"
 """What :meth:`ReportIndex.claim` says of a key the run met before (a duplicate)."""
-_FAST = {s.encode(): _CODE[s] for s in ("started", "accepted", "ok", "skipped", "interrupted")}
+# Statuses whose records carry no error and are about an item, not a row: the key says it all.
+_FAST = {
+    s.encode(): _CODE[s] for s in STATUSES if s not in FAILED_STATUSES and s not in ROW_STATUSES
+}
 _STRING = rb'"[^"\\]*"'
 _NUMBER = rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
 # A whole line as the report writer lays it out, for the statuses that carry no error.
@@ -167,24 +162,23 @@ class ReportIndex:
         line_of, fast, add = _LINE.fullmatch, _FAST, self.add
         status, accepted, failed = self._status, self._accepted, self._failed
         plain = self._stamps is None  # one report: a later line simply replaces
-        with path.open("rb") as lines:
-            for number, raw in enumerate(lines, start=1):
-                parts = line_of(raw)
-                if parts is not None:
-                    code = fast.get(parts.group(2))
-                    if code is not None:
-                        hashed = hash(parts.group(1).decode())
-                        if plain and code != _ACCEPTED:
-                            status[hashed] = code
-                            if accepted:
-                                accepted.pop(hashed, None)
-                            if failed:
-                                failed.pop(hashed, None)
-                            continue
-                        add(hashed, code, _stamp(parts.group(3)), None)
+        for number, raw in report_lines(path):
+            parts = line_of(raw)
+            if parts is not None:
+                code = fast.get(parts.group(2))
+                if code is not None:
+                    hashed = hash(parts.group(1).decode())
+                    if plain and code != _ACCEPTED:
+                        status[hashed] = code
+                        if accepted:
+                            accepted.pop(hashed, None)
+                        if failed:
+                            failed.pop(hashed, None)
                         continue
-                if raw.strip():
-                    self._read_record(raw, f"{path}:{number}")
+                    add(hashed, code, _stamp(parts.group(3)), None)
+                    continue
+            if raw.strip():
+                self._read_record(raw, f"{path}:{number}")
 
     def _read_record(self, raw: bytes, where: str) -> None:
         """A line the fast path does not take: read it whole, as :func:`read_report` does."""
@@ -208,9 +202,5 @@ def index_report(paths: Iterable[str | os.PathLike[str]]) -> ReportIndex:
     paths = list(paths)
     index = ReportIndex(merging=len(paths) > 1)
     for raw_path in paths:
-        path = Path(raw_path)
-        try:
-            index.read(path)
-        except OSError as exc:
-            raise ReportError(f"cannot read the report {path}: {exc.strerror or exc}") from None
+        index.read(Path(raw_path))
     return index

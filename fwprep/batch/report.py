@@ -33,19 +33,14 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import attrs
 
-from fwprep.batch.status import (
-    DONE_STATUSES,
-    FINAL_STATUSES,
-    ROW_STATUSES,
-    RecordStatus,
-)
+from fwprep.batch.status import DONE_STATUSES, ROW_STATUSES, STATUSES, RecordStatus
 from fwprep.errors import ApiError, FwprepError
 
 __all__ = [
@@ -137,7 +132,7 @@ class Record:
             ValueError: when required fields are missing or of the wrong type.
         """
         status = data.get("status")
-        if status not in ("started", "accepted", *FINAL_STATUSES):
+        if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         error = data.get("error")
         info = None
@@ -435,29 +430,46 @@ _SNIFF_LIMIT = 1 << 16
 """Longest first line :func:`is_report` takes as a record (the writer's lines are far shorter)."""
 
 
+def report_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Each line of one report, numbered from 1, as bytes (a torn last line included).
+
+    The one place reports are read from disk, for :func:`read_report` and
+    :func:`~fwprep.batch.journal.index_report` alike.
+
+    Raises:
+        ReportError: when the report cannot be opened or read, with the reason.
+    """
+    try:
+        with path.open("rb") as lines:
+            yield from enumerate(lines, start=1)
+    except OSError as exc:
+        raise ReportError(f"cannot read the report {path}: {exc.strerror or exc}") from None
+
+
 def read_report(paths: Iterable[str | os.PathLike[str]]) -> ReportContents:
     """Read one or more reports (for example, one per shard) into their last records.
 
-    For a key present in several reports, the record with the latest ``ts``
-    wins. Raises :class:`ReportError` only when a report cannot be opened;
-    damaged lines are listed in :attr:`ReportContents.bad_lines`.
+    Within one report a later record replaces an earlier one, whatever its
+    ``ts`` (a clock stepped back does not reorder a journal); across
+    reports, the record with the latest ``ts`` wins, as in
+    :func:`~fwprep.batch.journal.index_report`. Raises :class:`ReportError`
+    only when a report cannot be opened; damaged lines are listed in
+    :attr:`ReportContents.bad_lines`.
     """
     contents = ReportContents()
+    paths = list(paths)
+    merging = len(paths) > 1
     for raw_path in paths:
         path = Path(raw_path)
-        try:
-            with path.open("rb") as lines:
-                for number, raw in enumerate(lines, start=1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        record = record_of(raw)
-                    except ValueError as exc:
-                        note_damage(contents, raw, f"{path}:{number}", exc)
-                        continue
-                    current = contents.last.get(record.identity)
-                    if current is None or record.ts >= current.ts:
-                        contents.last[record.identity] = record
-        except OSError as exc:
-            raise ReportError(f"cannot read the report {path}: {exc.strerror or exc}") from None
+        for number, raw in report_lines(path):
+            if not raw.strip():
+                continue
+            try:
+                record = record_of(raw)
+            except ValueError as exc:
+                note_damage(contents, raw, f"{path}:{number}", exc)
+                continue
+            current = contents.last.get(record.identity)
+            if current is None or not merging or record.ts >= current.ts:
+                contents.last[record.identity] = record
     return contents

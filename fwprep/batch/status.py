@@ -6,13 +6,14 @@ progress display and ``fwprep report``, so a new status is one edit here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = [
     "DONE_STATUSES",
     "FAILED_STATUSES",
     "FINAL_STATUSES",
     "ROW_STATUSES",
+    "STATUSES",
     "UNFINISHED_STATUSES",
     "WAITING_STATUSES",
     "RecordStatus",
@@ -23,6 +24,9 @@ RecordStatus = Literal[
     "started", "accepted", "ok", "failed", "invalid", "duplicate", "skipped", "interrupted"
 ]
 """The states an item's records go through."""
+
+STATUSES: tuple[RecordStatus, ...] = get_args(RecordStatus)
+"""Every status, in a fixed order: a report's reader keeps each as its position here."""
 
 FINAL_STATUSES: tuple[RecordStatus, ...] = (
     "ok",

@@ -9,6 +9,7 @@ import attrs
 
 from fwprep.batch.report import Record
 from fwprep.batch.status import FINAL_STATUSES, needs_attention
+from fwprep.exit_codes import ExitCode
 
 __all__ = ["BatchSummary"]
 
@@ -52,22 +53,25 @@ class BatchSummary:
         return sum(self.counts.values())
 
     @property
-    def exit_code(self) -> int:
-        """0 all done; 1 some item failed, was invalid or unfinished; 3 halted; 130/143 signals.
+    def exit_code(self) -> ExitCode:
+        """What the batch exits with (an ``int``); see :class:`~fwprep.ExitCode`.
 
-        A batch stopped by its ``stop`` event exits 1: items may be left undone.
+        ``OK`` all done; ``FAILED`` some item failed, was invalid or is
+        unfinished, or a ``stop`` event stopped the batch (items may be left
+        undone); ``HALTED`` a refused key or ``max_failures``; ``SIGINT`` and
+        ``SIGTERM`` the signals.
         """
         if self.interrupted == "SIGINT":
-            return 130
+            return ExitCode.SIGINT
         if self.interrupted == "SIGTERM":
-            return 143
+            return ExitCode.SIGTERM
         if self.halted is not None:
-            return 3
+            return ExitCode.HALTED
         if self.interrupted is not None:
-            return 1  # stopped from Python: items may be left undone
+            return ExitCode.FAILED
         if self.waiting or any(n and needs_attention(s) for s, n in self.counts.items()):
-            return 1
-        return 0
+            return ExitCode.FAILED
+        return ExitCode.OK
 
     def add(self, record: Record, *, waited: bool = False) -> None:
         """Count one record: the requests it took and, if final, its status and error.
@@ -103,7 +107,7 @@ class BatchSummary:
             "elapsed_s": round(self.elapsed, 3),
             "rate_per_s": round(self.finished / self.elapsed, 1) if self.elapsed > 0 else None,
             "report": self.report,
-            "exit_code": self.exit_code,
+            "exit_code": int(self.exit_code),
         }
 
     def lines(self) -> list[str]:

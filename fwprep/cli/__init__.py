@@ -16,16 +16,13 @@ from fwprep.cli._common import (
     COMMAND_EXIT_CODES,
     ENVIRONMENT,
     EXIT_CODES,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_SIGINT,
-    EXIT_USAGE,
     Parser,
     logging_to_stderr,
     parse_duration,
     say,
 )
 from fwprep.errors import ConfigError, InputError
+from fwprep.exit_codes import ExitCode
 
 __all__ = ["EXIT_CODES", "build_parser", "main", "parse_duration"]
 
@@ -51,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         with logging_to_stderr(getattr(args, "verbose", False)):
             exit_code: int = asyncio.run(args.handler(args))
@@ -60,20 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exit_code
     except (ConfigError, InputError, ReportError) as exc:
         say(f"error: {exc}")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except BrokenPipeError:
         _discard_output()  # the reader went away (| head): stop quietly, as shell tools do
-        return EXIT_OK
+        return ExitCode.OK
     except OSError as exc:  # every file fwprep reads or writes says its own errors: the output
         _discard_output()
         say(f"error: cannot write the output: {exc.strerror or exc}")
-        return EXIT_FAILED
+        return ExitCode.FAILED
     except KeyboardInterrupt:
         if args.command == "emulator":
             say("emulator stopped")
-            return EXIT_OK
+            return ExitCode.OK
         say("interrupted")
-        return EXIT_SIGINT
+        return ExitCode.SIGINT
 
 
 def _discard_output() -> None:

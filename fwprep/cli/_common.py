@@ -14,33 +14,39 @@ from typing import Any, NoReturn, TextIO, TypeVar
 
 from fwprep.client import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, FireworksClient
 from fwprep.errors import InputError
+from fwprep.exit_codes import ExitCode
 from fwprep.precision import Precision
 from fwprep.retry import RetryPolicy
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_HALTED = 3
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
 
-COMMAND_EXIT_CODES = f"""exit codes (each command's --help lists its own):
-  {EXIT_OK}    success
-  {EXIT_FAILED}    something failed: an item, a preparation, a listing
-  {EXIT_USAGE}    usage or configuration error, or unreadable input: nothing was sent
-  {EXIT_HALTED}    halted: the API refused the key (401/403), or --max-failures was reached
-  {EXIT_SIGINT}  interrupted by Ctrl-C (SIGINT)
-  {EXIT_SIGTERM}  interrupted by SIGTERM
-"""
+def exit_codes(meanings: dict[ExitCode, str], title: str = "exit codes:") -> str:
+    """A help section listing what a command's exit codes mean, one :class:`ExitCode` a line."""
+    return title + "\n" + "".join(f"  {code:<4d} {text}\n" for code, text in meanings.items())
 
-EXIT_CODES = f"""exit codes:
-  {EXIT_OK}    every item succeeded (or was skipped as already done)
-  {EXIT_FAILED}    some item failed or was invalid
-  {EXIT_USAGE}    usage or configuration error, or an unreadable manifest: nothing was sent
-  {EXIT_HALTED}    halted: the API refused the key (401/403) or --max-failures was reached
-  {EXIT_SIGINT}  interrupted by Ctrl-C (SIGINT)
-  {EXIT_SIGTERM}  interrupted by SIGTERM
-"""
+
+COMMAND_EXIT_CODES = exit_codes(
+    {
+        ExitCode.OK: "success",
+        ExitCode.FAILED: "something failed: an item, a preparation, a listing",
+        ExitCode.USAGE: "usage or configuration error, or unreadable input: nothing was sent",
+        ExitCode.HALTED: "halted: the API refused the key (401/403), or --max-failures was reached",
+        ExitCode.SIGINT: "interrupted by Ctrl-C (SIGINT)",
+        ExitCode.SIGTERM: "interrupted by SIGTERM",
+    },
+    "exit codes (each command's --help lists its own):",
+)
+
+EXIT_CODES = exit_codes(
+    {
+        ExitCode.OK: "every item succeeded (or was skipped as already done)",
+        ExitCode.FAILED: "some item failed or was invalid",
+        ExitCode.USAGE: "usage or configuration error, or an unreadable manifest: nothing was sent",
+        ExitCode.HALTED: "halted: the API refused the key (401/403) or --max-failures was reached",
+        ExitCode.SIGINT: "interrupted by Ctrl-C (SIGINT)",
+        ExitCode.SIGTERM: "interrupted by SIGTERM",
+    }
+)
+"""The exit codes of ``fwprep batch``."""
 
 ENVIRONMENT = """environment:
   FIREWORKS_API_KEY     the API key (prefer it to --api-key, which other users can see in ps)
@@ -141,7 +147,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Print the usage and the error; exit 2."""
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:

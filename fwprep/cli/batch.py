@@ -31,11 +31,6 @@ from fwprep.batch.status import DONE_STATUSES, WAITING_STATUSES
 from fwprep.cli._common import (
     ENVIRONMENT,
     EXIT_CODES,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
-    EXIT_USAGE,
     account,
     add_connection,
     add_poll_interval,
@@ -51,6 +46,7 @@ from fwprep.cli._common import (
     show_duration,
 )
 from fwprep.client import DEFAULT_MAX_CONCURRENCY, DEFAULT_WAIT_TIMEOUT
+from fwprep.exit_codes import ExitCode
 from fwprep.limits import AdaptiveRateLimiter
 
 _EPILOG = """manifests:
@@ -210,7 +206,7 @@ async def run(args: argparse.Namespace) -> int:
         if args.dry_run:
             return await _dry_run(args, paths, shard, report_path)
         if args.strict and not _strict_check(paths, args):
-            return EXIT_USAGE
+            return ExitCode.USAGE
         return await _run(args, paths, shard, report_path)
     finally:
         for name in temporary:
@@ -285,8 +281,8 @@ async def _dry_run(
                 print(f"  {count:>8}  {label}")
     if plan.read_error:
         say(f"error: {plan.read_error}")
-        return EXIT_USAGE
-    return EXIT_FAILED if plan.invalid else EXIT_OK
+        return ExitCode.USAGE
+    return ExitCode.FAILED if plan.invalid else ExitCode.OK
 
 
 def _options(args: argparse.Namespace, shard: Shard | None) -> BatchOptions:
@@ -386,7 +382,7 @@ def _signals(
     loop = asyncio.get_running_loop()
 
     def code(name: str) -> int:
-        return EXIT_SIGINT if name == "SIGINT" else EXIT_SIGTERM
+        return ExitCode.SIGINT if name == "SIGINT" else ExitCode.SIGTERM
 
     def force_exit(name: str) -> None:
         say(f"requests still in flight {FORCE_EXIT_AFTER:g} s after the grace period: exiting")

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fwprep.cli._common import (
-    EXIT_OK,
     at_least_one,
     duration,
     port,
@@ -21,6 +20,7 @@ from fwprep.cli._common import (
     show_duration,
 )
 from fwprep.errors import ConfigError
+from fwprep.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from fwprep.emulator import CatalogEntry, Emulator, EmulatorConfig
@@ -202,7 +202,7 @@ async def run(args: argparse.Namespace) -> int:
     emulator = Emulator(config, host=args.host, port=args.port)
     await _serve(emulator, args.account_id if config.catalog is not None else None)
     say("emulator stopped")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _config(args: argparse.Namespace) -> EmulatorConfig:

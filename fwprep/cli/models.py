@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from fwprep.cli._common import (
-    EXIT_FAILED,
-    EXIT_OK,
     account,
     add_connection,
+    exit_codes,
     open_client,
     plural,
     positive_int,
@@ -22,6 +21,7 @@ from fwprep.cli._common import (
     say,
 )
 from fwprep.errors import ApiError, ConfigError, TransportError
+from fwprep.exit_codes import ExitCode
 from fwprep.models import Model
 
 KINDS = (
@@ -55,11 +55,15 @@ examples:
   fwprep models --match 'llama-*' --limit 20
   fwprep models --filter 'create_time > timestamp("2026-01-01T00:00:00Z")'
 
-exit codes:
-  0    the listing went through to its end (or to --limit)
-  1    the listing failed part-way (what was printed stays printed)
-  2    usage or configuration error: nothing was listed
 """
+
+_EXIT_CODES = exit_codes(
+    {
+        ExitCode.OK: "the listing went through to its end (or to --limit)",
+        ExitCode.FAILED: "the listing failed part-way (what was printed stays printed)",
+        ExitCode.USAGE: "usage or configuration error: nothing was listed",
+    }
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -69,7 +73,7 @@ def add_parser(commands: Any) -> None:
         help="list an account's models, choose some, print a table or a manifest",
         description="List every model of an account, page after page (one request a page of "
         "200), keep those the options choose, and print them as they come.",
-        epilog=_EPILOG,
+        epilog=_EPILOG + _EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
@@ -160,10 +164,10 @@ async def run(args: argparse.Namespace) -> int:
     except (ApiError, TransportError) as exc:
         out.close(complete=False)
         say(f"error: the listing failed after {plural(out.count, 'model')} printed: {exc}")
-        return EXIT_FAILED
+        return ExitCode.FAILED
     total = listing.total_size if listing.total_size is not None else seen
     say(f"{plural(out.count, 'model')} of {total} in {account_id}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 class _Printer:

@@ -8,15 +8,11 @@ from typing import Any
 
 from fwprep.cli._common import (
     ENVIRONMENT,
-    EXIT_FAILED,
-    EXIT_HALTED,
-    EXIT_OK,
-    EXIT_SIGINT,
-    EXIT_USAGE,
     account,
     add_connection,
     add_poll_interval,
     emit,
+    exit_codes,
     open_client,
     plural,
     poll_interval,
@@ -27,16 +23,21 @@ from fwprep.cli._common import (
 )
 from fwprep.client import DEFAULT_WAIT_TIMEOUT
 from fwprep.errors import AuthenticationError, ConfigError, FwprepError, PermissionDeniedError
+from fwprep.exit_codes import ExitCode
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
 
-_EXIT_CODES = f"""exit codes:
-  {EXIT_OK}    the prepare was accepted (with --wait: the precision is ready)
-  {EXIT_FAILED}    the prepare was refused or failed, or the preparation failed or timed out
-  {EXIT_USAGE}    usage or configuration error, or an invalid model or precision: nothing was sent
-  {EXIT_HALTED}    the API refused the key (401/403)
-  {EXIT_SIGINT}  interrupted by Ctrl-C (SIGINT)
-"""
+_EXIT_CODES = exit_codes(
+    {
+        ExitCode.OK: "the prepare was accepted (with --wait: the precision is ready)",
+        ExitCode.FAILED: "the prepare was refused or failed, or the preparation failed or "
+        "timed out",
+        ExitCode.USAGE: "usage or configuration error, or an invalid model or precision: "
+        "nothing was sent",
+        ExitCode.HALTED: "the API refused the key (401/403)",
+        ExitCode.SIGINT: "interrupted by Ctrl-C (SIGINT)",
+    }
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -101,7 +102,7 @@ def _failed(args: argparse.Namespace, text: str, result: dict[str, Any], error: 
     else:
         say(text)
     refused = isinstance(error, AuthenticationError | PermissionDeniedError)
-    return EXIT_HALTED if refused else EXIT_FAILED
+    return ExitCode.HALTED if refused else ExitCode.FAILED
 
 
 def _dry_run(args: argparse.Namespace, item: PrepareItem) -> int:
@@ -113,7 +114,7 @@ def _dry_run(args: argparse.Namespace, item: PrepareItem) -> int:
         f"would send: POST /v1/{item.model}:prepare {json.dumps(body)}",
         {"dry_run": True, "model": item.model.name, "body": body},
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -141,7 +142,7 @@ async def run(args: argparse.Namespace) -> int:
                 f"(HTTP {outcome.http_status}, {plural(outcome.attempts, 'attempt')})",
                 result,
             )
-            return EXIT_OK
+            return ExitCode.OK
         if args.output == "text":
             say(f"{ref}: preparation for {what} started; waiting for it to finish")
         assert wanted is not None
@@ -154,4 +155,4 @@ async def run(args: argparse.Namespace) -> int:
             return _failed(args, f"{ref}: {exc}", result, exc)
         result["ready"] = True
         emit(args.output, f"{ref}: {what} is ready", result)
-        return EXIT_OK
+        return ExitCode.OK

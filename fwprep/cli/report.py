@@ -11,7 +11,8 @@ from typing import Any
 from fwprep.batch.journal import index_report
 from fwprep.batch.report import ReportError, is_report
 from fwprep.batch.status import UNFINISHED_STATUSES, WAITING_STATUSES, needs_attention
-from fwprep.cli._common import EXIT_FAILED, EXIT_OK, plural, say
+from fwprep.cli._common import exit_codes, plural, say
+from fwprep.exit_codes import ExitCode
 
 
 def add_parser(commands: Any) -> None:
@@ -25,10 +26,15 @@ def add_parser(commands: Any) -> None:
         "  fwprep report models.csv.report.jsonl\n"
         "  fwprep report 'models.csv.shard-*.report.jsonl' -o json   # every shard, merged\n\n"
         "A pattern (*, ?, [...]) that names no file is expanded by fwprep itself.\n\n"
-        "exit codes:\n"
-        "  0    every item ended ok, skipped or duplicate\n"
-        "  1    some item failed, was invalid, never finished, or is still waiting\n"
-        "  2    a report cannot be read, is not a fwprep report, or no report holds a record\n",
+        + exit_codes(
+            {
+                ExitCode.OK: "every item ended ok, skipped or duplicate",
+                ExitCode.FAILED: "some item failed, was invalid, never finished, or is still "
+                "waiting",
+                ExitCode.USAGE: "a report cannot be read, is not a fwprep report, or no report "
+                "holds a record",
+            }
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("reports", nargs="+", metavar="REPORT")
@@ -75,7 +81,7 @@ async def run(args: argparse.Namespace) -> int:
                 f"  {waiting} still waiting (accepted, precision not yet seen): "
                 "run with --resume --wait to wait on them without preparing them again"
             )
-    return EXIT_OK if complete else EXIT_FAILED
+    return ExitCode.OK if complete else ExitCode.FAILED
 
 
 def reports(arguments: list[str]) -> list[str]:

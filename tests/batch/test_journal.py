@@ -17,11 +17,10 @@ from fwprep.batch import run_batch
 from fwprep.batch.admit import Admission, Admitted, plan_batch
 from fwprep.batch.journal import CLAIMED, index_report, key_hash
 from fwprep.batch.report import ErrorInfo, Record, ReportWriter, read_report
+from fwprep.batch.status import STATUSES
 from fwprep.emulator import Emulator
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
-
-STATUSES = ["started", "accepted", "ok", "failed", "skipped", "interrupted", "invalid", "duplicate"]
 
 
 def record(i: int, status: str, ts: str = "2026-11-26T10:00:00.000Z") -> Record:
@@ -67,6 +66,54 @@ def test_the_index_agrees_with_the_records(tmp_path_factory: object, steps: list
     assert sorted(index.errors().elements()) == sorted(failed)
     for identity, last in full.last.items():
         assert index.status_of(identity) == last.status
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+_OPTIONAL_INT = st.none() | st.integers(0, 10**6)
+
+
+@st.composite
+def any_record(draw: st.DrawFn, identity: int) -> Record:
+    """A record as a run may write it: any status, any optional field, awkward text."""
+    status = draw(st.sampled_from(STATUSES))
+    model = f"accounts/acme/models/m{identity}" + draw(st.sampled_from(["", '"q"', "\\", "é"]))
+    precision = draw(st.sampled_from(["FP8", "BF16", "X"]))
+    key = draw(st.sampled_from([f"{model}@{precision}", None]))
+    return Record(
+        key=key,
+        status=status,
+        model=draw(st.sampled_from([model, None, f"{model}-other"])),
+        precision=draw(st.sampled_from([precision, None])),
+        source=draw(st.none() | _TEXT),
+        line=draw(_OPTIONAL_INT),
+        ts=draw(st.sampled_from(["2026-11-26T10:00:00.000Z", "2026-11-26T10:00:01.500Z", ""])),
+        attempts=draw(_OPTIONAL_INT),
+        elapsed_ms=draw(st.none() | st.floats(0, 1e9, allow_nan=False)),
+        http_status=draw(st.none() | st.integers(100, 599)),
+        error=draw(st.none() | st.builds(ErrorInfo, _TEXT, st.none() | _TEXT, _TEXT)),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5).flatmap(any_record), max_size=12))
+def test_every_line_the_writer_writes_is_read_back_alike_by_both_paths(
+    tmp_path_factory: pytest.TempPathFactory, records: list[Record]
+) -> None:
+    # Whatever the fields, the index (its fast path or the full parse) and the
+    # full reader agree on each identity's last status and a failure's error.
+    path = write(tmp_path_factory.mktemp("r") / "r.jsonl", records)
+    full = read_report([path])
+    index = index_report([path])
+    assert index.bad_lines == full.bad_lines == []
+    assert index.counts() == full.counts()
+    for identity, last in full.last.items():
+        assert index.status_of(identity) == last.status
+    failed = [
+        (r.error.type, r.error.message)
+        for r in full.last.values()
+        if r.status == "failed" and r.error is not None
+    ]
+    assert sorted(index.errors().elements()) == sorted(failed)
 
 
 def test_model_and_precision_are_left_out_when_the_key_says_them(tmp_path: Path) -> None:
