@@ -51,7 +51,7 @@ from fwprep.models import Model, PrepareItem, PrepareOutcome
 from fwprep.names import ModelRef, validate_id
 from fwprep.precision import Precision
 from fwprep.retry import Action, Charge, RetryBudget, RetryPolicy, Verdict
-from fwprep.transport import AiohttpTransport, Response, Transport
+from fwprep.transport import AiohttpTransport, Response, SendFunction, Transport, as_transport
 from fwprep.waiting import Waiter, WaitOutcome
 
 __all__ = [
@@ -136,7 +136,9 @@ class FireworksClient:
             to each request.
         retry_budget: a :class:`~fwprep.RetryBudget` to share, for example
             between several clients; by default each client has its own.
-        transport: what sends each request (see :mod:`fwprep.transport`);
+        transport: what sends each request (see :mod:`fwprep.transport`): a
+            :class:`~fwprep.Transport`, or a plain async function that takes a
+            :class:`~fwprep.Request` and returns a :class:`~fwprep.Response`;
             default an :class:`~fwprep.AiohttpTransport`. Not with ``session``.
         limiter: one rate limiter (:class:`~fwprep.AdaptiveRateLimiter`,
             :class:`~fwprep.FixedRateLimiter` or your own) for every request,
@@ -159,7 +161,7 @@ class FireworksClient:
         timeout: float = DEFAULT_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
         retry_budget: RetryBudget | None = None,
-        transport: Transport | None = None,
+        transport: Transport | SendFunction | None = None,
         limiter: RateLimiter | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -193,8 +195,10 @@ class FireworksClient:
         self._max_rps = max_rps
         self._shared_limiter = limiter
         self._limiters: dict[str | None, RateLimiter] = {}
-        self.transport: Transport = transport or AiohttpTransport(
-            timeout=self.timeout, limit=max_concurrency, session=session
+        self.transport: Transport = (
+            as_transport(transport)
+            if transport is not None
+            else AiohttpTransport(timeout=self.timeout, limit=max_concurrency, session=session)
         )
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._closed = False
@@ -228,9 +232,7 @@ class FireworksClient:
         loop is running then).
         """
         self._closed = True
-        close = getattr(self.transport, "aclose", None)
-        if close is not None:
-            await close()
+        await self.transport.aclose()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -316,11 +318,10 @@ class FireworksClient:
             logger.debug("%s %s -> %d", request.method, request.path, status)
         verdict = classify_response(status, response.headers, response.body, self.retry)
         if status == 429:
-            pause = getattr(limiter, "pause", None)
-            if pause is not None and verdict.retry_after:
+            if verdict.retry_after:
                 # The limiter decides whether every request of the account waits
                 # (no longer than the policy obeys: a longer wait fails the item).
-                pause(min(verdict.retry_after, self.retry.max_retry_after))
+                limiter.pause(min(verdict.retry_after, self.retry.max_retry_after))
             limiter.on_throttle(sent_at)
         else:
             limiter.on_success(sent_at)
@@ -359,10 +360,6 @@ class FireworksClient:
                 throttled=throttled,
                 throttled_for=self._throttled_for(sent),
             )
-            throttled_now = step.retry and sent.status == 429 and step.wait == 0
-            if throttled_now and not hasattr(self.limiter_for(request.account), "pause"):
-                # A limiter that cannot pause may not slow down either: back off.
-                step = attrs.evolve(step, wait=self.retry.backoff(throttled, self._rng))
             if step.retry and step.charge is not Charge.NONE:
                 cost = self.retry_budget.try_acquire(timeout=step.charge is Charge.TIMEOUT)
                 if cost is None:

@@ -30,16 +30,19 @@ _MINUTE = 60.0  # the unit Fireworks states the budget in: no spent minute lasts
 
 
 class RateLimiter(Protocol):
-    """What the client needs from a rate limiter.
+    """What the client needs from a rate limiter: everything it calls on one.
 
-    A limiter may also define ``pause(seconds)``: the client then calls it
-    with the server's ``Retry-After`` on a 429, before ``on_throttle``, and
-    sends a 429 without ``Retry-After`` straight back in line, trusting the
-    limiter to slow down. Both of fwprep's limiters do. Without ``pause``,
-    the client waits the retry policy's backoff before it asks ``acquire``
-    again, so a limiter that never slows down does not turn 429s into a
-    hot loop.
+    On a 429 the client calls ``pause`` with the server's ``Retry-After``
+    (when there is one), then ``on_throttle``, and sends the refused
+    request back in line no sooner than that ``Retry-After``: slowing down
+    is the limiter's part, so a limiter of your own must slow down on 429s
+    or they come back as fast as it lets requests go.
     """
+
+    @property
+    def rate(self) -> float:
+        """The current pace, in requests per second (reads of model state take a share)."""
+        ...
 
     async def acquire(self) -> float:
         """Wait until one request may be sent; return the monotonic send time."""
@@ -51,6 +54,10 @@ class RateLimiter(Protocol):
 
     def on_throttle(self, sent_at: float) -> None:
         """Record a 429 for a request sent at ``sent_at``."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """A 429's ``Retry-After``, in seconds: the limiter decides who waits it."""
         ...
 
 

@@ -23,8 +23,8 @@ before the transport is called, so a transport never sees queued time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 import attrs
@@ -32,7 +32,14 @@ import attrs
 from fwprep._protocol import MAX_ERROR_BODY, Request
 from fwprep.errors import ClientClosedError, ConnectError, ReadError, RequestTimeoutError
 
-__all__ = ["AiohttpTransport", "Response", "Transport"]
+__all__ = [
+    "AiohttpTransport",
+    "FunctionTransport",
+    "Response",
+    "SendFunction",
+    "Transport",
+    "as_transport",
+]
 
 
 @attrs.frozen
@@ -44,12 +51,45 @@ class Response:
     body: bytes = b""
 
 
+@runtime_checkable
 class Transport(Protocol):
-    """What the client needs from a transport: ``await transport(request) -> Response``."""
+    """What the client needs from a transport: ``await transport(request)``, and ``aclose()``.
+
+    A plain async function ``send(request) -> Response`` is taken too: the
+    client wraps it in a :class:`FunctionTransport`, whose ``aclose`` does
+    nothing.
+    """
 
     async def __call__(self, request: Request, /) -> Response:
         """Send ``request`` once; return the answer or raise a ``TransportError``."""
         ...
+
+    async def aclose(self) -> None:
+        """Release what the transport holds (connections); a later request may reopen them."""
+        ...
+
+
+SendFunction = Callable[[Request], Awaitable[Response]]
+"""An async function that sends one request: the simplest transport."""
+
+
+@attrs.frozen
+class FunctionTransport:
+    """A :class:`Transport` made of an async function; closing it does nothing."""
+
+    send: SendFunction
+
+    async def __call__(self, request: Request, /) -> Response:
+        """Send ``request`` with the function."""
+        return await self.send(request)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def as_transport(transport: Transport | SendFunction) -> Transport:
+    """``transport`` itself, or a plain send function wrapped in a :class:`FunctionTransport`."""
+    return transport if isinstance(transport, Transport) else FunctionTransport(transport)
 
 
 class AiohttpTransport:

@@ -248,8 +248,8 @@ class Waiter:
         limiter's rate, up to one ``poll_interval``'s worth, and a round
         makes at most what has accrued; then there is no bound.
         """
-        rate = getattr(self.client.limiter, "rate", None)
-        if self._closed or not isinstance(rate, float | int) or self.sending_share >= 1:
+        rate = self.client.limiter.rate
+        if self._closed or self.sending_share >= 1 or not math.isfinite(rate):
             return math.inf
         clock = self.client.clock
         per_second = rate * self.sending_share

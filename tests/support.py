@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import subprocess
@@ -90,10 +91,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 class Unlimited:
-    """A rate limiter of one's own that lets every request through and learns nothing.
+    """A rate limiter of one's own that lets every request through and learns nothing."""
 
-    It has no ``pause``: the client cannot trust it to slow down after a 429.
-    """
+    rate = math.inf
 
     async def acquire(self) -> float:
         return 0.0
@@ -102,6 +102,9 @@ class Unlimited:
         pass
 
     def on_throttle(self, sent_at: float) -> None:
+        pass
+
+    def pause(self, seconds: float) -> None:
         pass
 
 
