@@ -385,7 +385,10 @@ async def test_aclosing_prepare_many_stops_at_once() -> None:
                 async for _ in outcomes:
                     break
             sent = transport.calls
-            await asyncio.sleep(0.2)  # a negative check: ten round trips' time, nothing more sent
+            # Closed: no worker is left to send anything more.
+            workers = [t for t in asyncio.all_tasks() if "bounded_map" in repr(t.get_coro())]
+            assert workers == []
+            await emu.wait_until(lambda stats: stats.in_flight == 0)
             assert transport.calls == sent
     assert sent <= 1 + 16 + 16  # the first, the others in flight, the next ones started
 

@@ -108,7 +108,7 @@ def test_signals_stop_gracefully_with_the_report_flushed(
             took = time.monotonic() - sent_at
         received = list(emu.stats.received)
     assert proc.returncode == code
-    assert took < grace + 2.0
+    assert "still in flight" not in stderr  # ended by the grace period, not forced out after it
     assert "sending nothing more" in stderr
     assert "finished in" in stderr  # the summary
     assert f"interrupted by {sig.name}; rerun with --resume" in stderr
@@ -136,9 +136,7 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
             for line in proc.stderr:  # the first signal has been handled once this is said
                 if "sending nothing more" in line:
                     break
-            started = time.monotonic()
             proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=30)
-            took = time.monotonic() - started
+            _, rest = proc.communicate(timeout=30)  # well inside the 60 s grace
     assert proc.returncode == 130
-    assert took < 5  # not the 60 s grace
+    assert "SIGINT again: exiting now" in rest
