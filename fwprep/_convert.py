@@ -13,7 +13,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from fwprep.errors import GRPC_CODE_NAMES
+from fwprep._protocol import GRPC_CODE_NAMES
 from fwprep.models import Model, ModelStatus
 
 __all__ = ["converter", "describe_structure_error", "structure_model"]

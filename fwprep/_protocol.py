@@ -11,31 +11,47 @@ import functools
 import ipaddress
 import json
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
 from fwprep._version import __version__
-from fwprep.errors import ConfigError, api_error_for, parse_error_body
+from fwprep.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+)
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
 from fwprep.precision import Precision
-from fwprep.retry import Action, RetryPolicy, Verdict, parse_retry_after
+from fwprep.retry import Action, Verdict, parse_retry_after
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "GRPC_CODE_NAMES",
     "MAX_ERROR_BODY",
     "MAX_MODEL_BODY",
     "MAX_PAGE_SIZE",
     "Action",
+    "ErrorBody",
     "Request",
     "Verdict",
+    "api_error_for",
     "build_get_model_request",
     "build_list_models_request",
     "build_prepare_request",
     "check_base_url",
     "classify_response",
     "is_loopback_host",
+    "parse_error_body",
 ]
 
 DEFAULT_BASE_URL = "https://api.fireworks.ai"
@@ -191,22 +207,17 @@ def build_list_models_request(
 _SUCCESS = Verdict(Action.SUCCESS)
 
 
-def classify_response(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    policy: RetryPolicy | None = None,
-) -> Verdict:
-    """Decide what an answer means: success, nothing to do, retry, or fail.
+def classify_response(status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
+    """Say what an answer is: success, nothing to do, or an error, with what it carried.
 
     2xx is success. 409 with code ``ALREADY_EXISTS`` is "already done", with
-    ``ABORTED`` a retry, otherwise a failure. Statuses in the policy's
-    ``retry_statuses`` are retried; every other status fails. The error
+    ``ABORTED`` a retry, otherwise a failure: the body says so. Every other
+    status is an error that the retry policy retries or not by its
+    ``retry_statuses`` (:meth:`~fwprep.RetryPolicy.decide`). The error
     carries the parsed body, the request id and any ``Retry-After``.
     """
     if 200 <= status <= 299:
         return _SUCCESS
-    policy = policy or RetryPolicy()
     lowered = {k.lower(): v for k, v in headers.items()}
     parsed = parse_error_body(status, body, lowered.get("content-type"))
     retry_after = parse_retry_after(lowered)
@@ -218,6 +229,167 @@ def classify_response(
         if parsed.code == "ABORTED":
             return Verdict(Action.RETRY, error, retry_after)
         return Verdict(Action.FAIL, error)
-    if status in policy.retry_statuses:
-        return Verdict(Action.RETRY, error, retry_after)
-    return Verdict(Action.FAIL, error)
+    return Verdict(Action.ERROR, error, retry_after)
+
+
+# -- error bodies: what the server said, in any of the shapes it says it -------------
+
+# google.rpc.Code numbers and names, in the order the proto defines them.
+GRPC_CODE_NAMES: tuple[str, ...] = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+
+_MAX_MESSAGE_CHARS = 500
+
+
+@attrs.frozen
+class ErrorBody:
+    """What fwprep could read from an error response body.
+
+    ``code`` is a google.rpc code name when the body carried one, ``message``
+    always holds readable text.
+    """
+
+    code: str | None
+    message: str
+
+
+def _code_name(raw: object) -> str | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        # Out of range: an HTTP status in the "code" field (Google API style), not a gRPC code.
+        return GRPC_CODE_NAMES[raw] if 0 <= raw < len(GRPC_CODE_NAMES) else None
+    if isinstance(raw, str) and raw.strip():
+        text = raw.strip()
+        if text.isdigit():
+            return _code_name(int(text))
+        upper = text.upper()
+        return upper if upper in GRPC_CODE_NAMES else None
+    return None
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > _MAX_MESSAGE_CHARS:
+        return text[: _MAX_MESSAGE_CHARS - 3] + "..."
+    return text
+
+
+def _message_of(value: object) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def parse_error_body(status: int, body: bytes, content_type: str | None = None) -> ErrorBody:
+    """Read an error response body in any of the shapes seen from the API.
+
+    Understood shapes, tried in order:
+
+    - google.rpc.Status: ``{"code": 5, "message": "...", "details": [...]}``
+      (the code may also be a name such as ``"NOT_FOUND"``);
+    - nested: ``{"error": {"code": ..., "message": ..., "status": "NOT_FOUND"}}``;
+    - flat: ``{"error": "Too Many Requests", "message": "..."}``;
+    - anything else: non-JSON text (an HTML page from a proxy) is reduced to its
+      title or first words; an empty body becomes the HTTP reason.
+
+    Never raises: any bytes give an :class:`ErrorBody` with a readable message.
+    """
+    text = body.decode("utf-8", errors="replace").strip()
+    data: object = None
+    if text[:1] in ("{", "["):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+    if isinstance(data, dict):
+        parsed = _from_json_object(data)
+        if parsed is not None:
+            return ErrorBody(parsed.code, _clip(parsed.message))
+    if not text:
+        return ErrorBody(None, _reason(status) + " (empty body)")
+    if "<" in text and ("html" in (content_type or "").lower() or "<html" in text.lower()):
+        return ErrorBody(None, _clip(_html_summary(text, status)))
+    return ErrorBody(None, _clip(text))
+
+
+def _from_json_object(data: dict[str, Any]) -> ErrorBody | None:
+    error = data.get("error")
+    if isinstance(error, dict):
+        inner = _from_json_object(error)
+        if inner is not None:
+            return inner
+    code = _code_name(data.get("status")) or _code_name(data.get("code"))
+    message = _message_of(data.get("message"))
+    if isinstance(error, str) and error.strip():
+        message = f"{error}: {message}" if message and message != error else error
+    if message is None and code is None:
+        return None
+    return ErrorBody(code, message or code or "")
+
+
+def _html_summary(text: str, status: int) -> str:
+    lower = text.lower()
+    start = lower.find("<title>")
+    end = lower.find("</title>")
+    if start != -1 and end > start:
+        title = text[start + len("<title>") : end].strip()
+        if title:
+            return f"HTML error page: {title}"
+    return f"HTML error page ({_reason(status)})"
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def api_error_for(
+    status: int,
+    body: ErrorBody,
+    *,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> ApiError:
+    """Build the :class:`ApiError` subclass that matches an HTTP status."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        if 500 <= status <= 599:
+            cls = ServerError
+        elif 200 <= status <= 299:
+            cls = UnexpectedResponseError
+        else:
+            cls = ApiError
+    return cls(status, body.message, code=body.code, request_id=request_id, retry_after=retry_after)

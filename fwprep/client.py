@@ -316,7 +316,7 @@ class FireworksClient:
         status = response.status
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s -> %d", request.method, request.path, status)
-        verdict = classify_response(status, response.headers, response.body, self.retry)
+        verdict = classify_response(status, response.headers, response.body)
         if status == 429:
             if verdict.retry_after:
                 # The limiter decides whether every request of the account waits

@@ -83,16 +83,18 @@ def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None
 
 
 class Action(enum.Enum):
-    """What an HTTP answer means for the request that got it."""
+    """What an HTTP answer says, before any retry policy decides what to do about it."""
 
     SUCCESS = "success"
     """The request did what was asked."""
     ALREADY_DONE = "already_done"
     """409 ALREADY_EXISTS: nothing was left to do, which counts as success."""
     RETRY = "retry"
-    """A transient failure: try again after a pause."""
+    """The answer itself says to try again (409 ABORTED), whatever the status list."""
     FAIL = "fail"
-    """A failure that retrying will not fix."""
+    """The answer itself says retrying will not help (any other 409)."""
+    ERROR = "error"
+    """An error status: the policy's ``retry_statuses`` say whether it is retried."""
 
 
 @attrs.frozen
@@ -249,7 +251,9 @@ class RetryPolicy:
             if result.action in (Action.SUCCESS, Action.ALREADY_DONE) or result.error is None:
                 return _DONE
             error = result.error
-            if result.action is Action.FAIL:
+            if result.action is Action.FAIL or (
+                result.action is Action.ERROR and error.status not in self.retry_statuses
+            ):
                 return Step(False, error)
             retry_after = result.retry_after
             if retry_after is not None and retry_after > self.max_retry_after:

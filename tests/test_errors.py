@@ -19,7 +19,7 @@ from fwprep import (
     TransportError,
     UnexpectedResponseError,
 )
-from fwprep.errors import ErrorBody, api_error_for, parse_error_body
+from fwprep._protocol import ErrorBody, api_error_for, parse_error_body
 
 
 @pytest.mark.parametrize(

@@ -57,18 +57,18 @@ def test_request_repr_never_shows_the_key() -> None:
     [
         (200, b"{}", {}, Action.SUCCESS, None),
         (204, b"", {}, Action.SUCCESS, None),
-        (400, b'{"code": 3, "message": "bad"}', {}, Action.FAIL, None),
-        (401, b"", {}, Action.FAIL, None),
-        (403, b"", {}, Action.FAIL, None),
-        (404, b"", {}, Action.FAIL, None),
-        (422, b"", {}, Action.FAIL, None),
-        (408, b"", {}, Action.RETRY, None),
-        (429, b"", {"Retry-After": "3"}, Action.RETRY, 3.0),
-        (500, b"", {}, Action.RETRY, None),
-        (501, b"", {}, Action.FAIL, None),
-        (502, b"<html></html>", {}, Action.RETRY, None),
-        (503, b"", {"retry-after-ms": "1500"}, Action.RETRY, 1.5),
-        (504, b"", {}, Action.RETRY, None),
+        (400, b'{"code": 3, "message": "bad"}', {}, Action.ERROR, None),
+        (401, b"", {}, Action.ERROR, None),
+        (403, b"", {}, Action.ERROR, None),
+        (404, b"", {}, Action.ERROR, None),
+        (422, b"", {}, Action.ERROR, None),
+        (408, b"", {}, Action.ERROR, None),
+        (429, b"", {"Retry-After": "3"}, Action.ERROR, 3.0),
+        (500, b"", {}, Action.ERROR, None),
+        (501, b"", {}, Action.ERROR, None),
+        (502, b"<html></html>", {}, Action.ERROR, None),
+        (503, b"", {"retry-after-ms": "1500"}, Action.ERROR, 1.5),
+        (504, b"", {}, Action.ERROR, None),
         (409, b'{"code": 6, "message": "exists"}', {}, Action.ALREADY_DONE, None),
         (409, b'{"code": "ABORTED", "message": "try again"}', {}, Action.RETRY, None),
         (409, b'{"message": "conflict"}', {}, Action.FAIL, None),
@@ -96,9 +96,14 @@ def test_classification_keeps_the_request_id_and_class() -> None:
 
 
 def test_retry_statuses_come_from_the_policy() -> None:
+    # The answer says what it is; which error statuses are retried is the policy's.
     policy = RetryPolicy(retry_statuses={503})  # any iterable of ints, typed as such
-    assert classify_response(500, {}, b"", policy).action is Action.FAIL
-    assert classify_response(503, {}, b"", policy).action is Action.RETRY
+    assert not policy.decide(1, classify_response(500, {}, b"")).retry
+    assert policy.decide(1, classify_response(503, {}, b"")).retry
+    assert RetryPolicy().decide(1, classify_response(500, {}, b"")).retry
+    # The body decides a 409, whatever the list.
+    assert policy.decide(1, classify_response(409, {}, b'{"code": "ABORTED"}')).retry
+    assert not RetryPolicy(retry_statuses={409}).decide(1, classify_response(409, {}, b"")).retry
 
 
 @pytest.mark.parametrize(

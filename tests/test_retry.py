@@ -99,11 +99,11 @@ def test_budget_charges_retries_and_refunds_successes() -> None:
 
 # -- the retry decision, as a table: no event loop, no server -----------------------------
 
-THROTTLED = Verdict(Action.RETRY, RateLimitError(429, "slow down"))
-THROTTLED_7S = Verdict(Action.RETRY, RateLimitError(429, "slow down", retry_after=7.0), 7.0)
-THROTTLED_2M = Verdict(Action.RETRY, RateLimitError(429, "slow down", retry_after=120.0), 120.0)
-DOWN = Verdict(Action.RETRY, ServerError(503, "down"))
-MISSING = Verdict(Action.FAIL, NotFoundError(404, "no such model"))
+THROTTLED = Verdict(Action.ERROR, RateLimitError(429, "slow down"))
+THROTTLED_7S = Verdict(Action.ERROR, RateLimitError(429, "slow down", retry_after=7.0), 7.0)
+THROTTLED_2M = Verdict(Action.ERROR, RateLimitError(429, "slow down", retry_after=120.0), 120.0)
+DOWN = Verdict(Action.ERROR, ServerError(503, "down"))
+MISSING = Verdict(Action.ERROR, NotFoundError(404, "no such model"))
 EXISTS = Verdict(Action.ALREADY_DONE, ConflictError(409, "exists", code="ALREADY_EXISTS"))
 RESET = ReadError("connection broken")
 REFUSED = ConnectError("cannot connect")

@@ -15,11 +15,11 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from fwprep._protocol import GRPC_CODE_NAMES
 from fwprep.emulator.budget import SHAPES, Budget, LimitShape, RetryAfter
 from fwprep.emulator.catalog import CatalogEntry, _str_tuple
 from fwprep.emulator.listing import ListingError, PageRequest, page_of
 from fwprep.emulator.wire import Reject, html_page, model_json, parse_prepare_body
-from fwprep.errors import GRPC_CODE_NAMES
 from fwprep.names import _ID_RE
 
 __all__ = [

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwprep import FireworksClient, InvalidPrecisionError, ModelRef
+from fwprep._protocol import parse_error_body
 from fwprep.cli import main
 from fwprep.emulator import EmulatorThread
-from fwprep.errors import parse_error_body
 from fwprep.retry import parse_retry_after
 
 TRIED: dict[str, int] = {
