@@ -35,17 +35,13 @@ import asyncio
 import math
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Iterable
-from typing import TYPE_CHECKING
 
 import attrs
 
 from fwprep._checks import check_positive
-from fwprep._protocol import MAX_PAGE_SIZE
+from fwprep._reads import ModelSource, pages_worth_reading, worth_listing
 from fwprep.errors import ConfigError, FwprepError, PreparationFailedError, WaitTimeoutError
 from fwprep.models import Model, PrepareItem
-
-if TYPE_CHECKING:
-    from fwprep.client import FireworksClient
 
 __all__ = ["DEFAULT_MAX_POLL_INTERVAL", "DEFAULT_SENDING_SHARE", "WaitOutcome", "Waiter"]
 
@@ -108,7 +104,8 @@ class Waiter:
     a wrong one raises :class:`~fwprep.ConfigError` naming it.
 
     Args:
-        client: the :class:`~fwprep.FireworksClient` to read with.
+        client: what reads the models: a :class:`~fwprep.FireworksClient`, or
+            any :class:`~fwprep._reads.ModelSource`.
         timeout: seconds from an item's acceptance until its wait fails.
         poll_interval: seconds until an item's first read, and the shortest
             interval between its reads.
@@ -121,7 +118,7 @@ class Waiter:
 
     def __init__(
         self,
-        client: FireworksClient,
+        client: ModelSource,
         *,
         timeout: float,
         poll_interval: float,
@@ -284,7 +281,7 @@ class Waiter:
         for account, items in due.items():
             pages = self._pages.get(account)
             unread = items
-            if self.bulk and len(items) > 1 and (pages is None or pages <= len(items)):
+            if self.bulk and len(items) > 1 and (pages is None or worth_listing(pages, len(items))):
                 unread = await self._sweep(account, items, outcomes)
             room = math.inf if allowance == math.inf else max(0, math.floor(self._budget))
             if room < len(unread):
@@ -298,27 +295,22 @@ class Waiter:
         """Read the account's list pages; return the due items no page showed.
 
         Every waiting item a page shows is settled or rescheduled, due or
-        not. After each page, the listing stops when the pages left would
-        cost more than reading the unseen items one by one.
+        not. The pages stop when the rest would cost more than reading the
+        unseen items one by one (:func:`~fwprep._reads.worth_listing`).
         """
         clock = self.client.clock
         unseen = {id(w): w for w in due}
-        listing = self.client.list_models(account, page_size=MAX_PAGE_SIZE)
-        try:
-            async for page in listing.by_page():
-                self._charge(1)
-                now = clock.now()
-                for model in page:
-                    for w in list(self._waiting.get(model.name, ())):
-                        unseen.pop(id(w), None)
-                        if (outcome := self._judge(w, model, now)) is not None:
-                            outcomes.append(outcome)
-                if listing.total_pages is not None:
-                    self._pages[account] = max(1, listing.total_pages)
-                if self._pages.get(account, 0) - listing.pages > len(unseen):
-                    break
-        except FwprepError:
-            pass  # the unseen items are read one by one; their errors say what is wrong
+        async for page, total in pages_worth_reading(
+            self.client, account, lambda: len(unseen), self._charge
+        ):
+            now = clock.now()
+            for model in page:
+                for w in list(self._waiting.get(model.name, ())):
+                    unseen.pop(id(w), None)
+                    if (outcome := self._judge(w, model, now)) is not None:
+                        outcomes.append(outcome)
+            if total is not None:
+                self._pages[account] = max(1, total)
         return list(unseen.values())
 
     async def _read_each(self, due: Iterable[_Waiting]) -> list[WaitOutcome]:

@@ -6,7 +6,7 @@ the batch has items to check, the whole account is listed once and every
 check is answered from that listing. Which way is cheaper is decided per
 account from the ``totalSize`` of its first page, against the number of
 items the batch expects (or, when it cannot know, the number it checks at
-once).
+once), by the rule waiting follows too (:mod:`fwprep._reads`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fwprep._protocol import MAX_PAGE_SIZE
-from fwprep.client import FireworksClient
-from fwprep.errors import FwprepError
+from fwprep._reads import ModelSource, pages_worth_reading
 from fwprep.models import PrepareItem
 
 __all__ = ["StateCheck"]
@@ -28,14 +26,14 @@ class StateCheck:
     """Answers "is this item's model already prepared for its precision?" for a batch.
 
     Args:
-        client: the client to read with.
+        client: what reads the models (a :class:`~fwprep.FireworksClient`).
         expected: how many items the batch will check, when known (a
             manifest counted up front); otherwise ``fallback`` stands in.
         fallback: the items assumed without ``expected`` (the batch's
             concurrency: that many checks wait at once).
     """
 
-    def __init__(self, client: FireworksClient, *, expected: int | None, fallback: int) -> None:
+    def __init__(self, client: ModelSource, *, expected: int | None, fallback: int) -> None:
         self.client = client
         self.expected = expected
         self.fallback = fallback
@@ -66,21 +64,18 @@ class StateCheck:
         """The account's models and their precisions, by name.
 
         All of them, or only the first page when reading the rest one by one
-        costs less; a model missing here is read on its own.
+        costs less (:func:`~fwprep._reads.worth_listing`); a model missing
+        here is read on its own.
         """
-        listing = self.client.list_models(account, page_size=MAX_PAGE_SIZE)
         found: _Listing = {}
         budget = self.expected if self.expected is not None else self.fallback
-        try:
-            async for page in listing.by_page():
-                self.reads += 1
-                for model in page:
-                    found[model.name] = frozenset(model.supported_precisions + model.precisions)
-                if listing.pages == 1 and (listing.total_pages or 0) - 1 > budget:
-                    break  # the rest model by model is cheaper
-        except FwprepError:
-            pass  # the models not listed are read one by one, and their errors say what is wrong
+        async for page, _ in pages_worth_reading(self.client, account, lambda: budget, self._read):
+            for model in page:
+                found[model.name] = frozenset(model.supported_precisions + model.precisions)
         return found
+
+    def _read(self, requests: int) -> None:
+        self.reads += requests
 
     async def close(self) -> None:
         """Cancel any listing still running."""
