@@ -76,6 +76,75 @@ async def lend_place() -> AsyncIterator[None]:
     held.holds = True
 
 
+class _Map(Generic[T, R]):
+    """The workers of one :func:`bounded_map`, the source they share and their results."""
+
+    def __init__(
+        self, source: Iterable[T] | AsyncIterator[T], work: Callable[[T], Awaitable[R]], limit: int
+    ) -> None:
+        self.source, self.work = source, work
+        self.results: asyncio.Queue[object] = asyncio.Queue(maxsize=limit)
+        self.workers: list[asyncio.Future[None]] = []
+        self.places = _Places(limit, self.spawn)
+        self._pull_lock = asyncio.Lock()
+        self._sync = None if isinstance(source, AsyncIterator) else iter(source)
+
+    def spawn(self) -> None:
+        """Start one more worker."""
+        self.places.workers += 1
+        self.workers.append(asyncio.ensure_future(self._worker()))
+
+    async def _next_item(self) -> tuple[bool, T | None]:
+        if self._sync is not None:
+            for item in self._sync:
+                return True, item
+            return False, None
+        async with self._pull_lock:
+            try:
+                return True, await anext(self.source)  # type: ignore[arg-type]
+            except StopAsyncIteration:
+                return False, None
+
+    async def _worker(self) -> None:
+        places = self.places
+        try:
+            while True:
+                await places.free.acquire()
+                held = _Held()
+                try:
+                    if places.workers > places.limit + places.lent:
+                        break  # a spare, no longer needed: a lent place came back
+                    found, item = await self._next_item()
+                    if not found:
+                        break
+                    _PLACE.set((places, held))
+                    result = await self.work(item)  # type: ignore[arg-type]
+                    _PLACE.set(None)
+                    await self.results.put(result)
+                finally:
+                    if held.holds:
+                        places.free.release()
+        except asyncio.CancelledError:
+            raise  # the consumer is closing: it no longer reads results
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            await self.results.put(_Failure(exc))
+            return
+        finally:
+            places.workers -= 1
+        await self.results.put(_DONE)
+
+    async def close(self) -> None:
+        """Cancel every worker, then close the source."""
+        while self.workers:  # a worker cancelled while lending may have spawned one more
+            batch, self.workers[:] = list(self.workers), []
+            for task in batch:
+                task.cancel()
+            await asyncio.gather(*batch, return_exceptions=True)
+        aclose = getattr(self.source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 async def bounded_map(
     source: Iterable[T] | AsyncIterator[T],
     work: Callable[[T], Awaitable[R]],
@@ -93,62 +162,13 @@ async def bounded_map(
     workers are cancelled); closing the generator cancels the workers and
     closes the source.
     """
-    results: asyncio.Queue[object] = asyncio.Queue(maxsize=limit)
-    pull_lock = asyncio.Lock()
-    is_async = isinstance(source, AsyncIterator)
-    sync_iter = None if is_async else iter(source)  # type: ignore[arg-type]
-    workers: list[asyncio.Future[None]] = []
-
-    def spawn() -> None:
-        places.workers += 1
-        workers.append(asyncio.ensure_future(worker()))
-
-    places = _Places(limit, spawn)
-
-    async def next_item() -> tuple[bool, T | None]:
-        if sync_iter is not None:
-            for item in sync_iter:
-                return True, item
-            return False, None
-        async with pull_lock:
-            try:
-                return True, await anext(source)  # type: ignore[arg-type]
-            except StopAsyncIteration:
-                return False, None
-
-    async def worker() -> None:
-        try:
-            while True:
-                await places.free.acquire()
-                held = _Held()
-                try:
-                    if places.workers > places.limit + places.lent:
-                        break  # a spare, no longer needed: a lent place came back
-                    found, item = await next_item()
-                    if not found:
-                        break
-                    _PLACE.set((places, held))
-                    result = await work(item)  # type: ignore[arg-type]
-                    _PLACE.set(None)
-                    await results.put(result)
-                finally:
-                    if held.holds:
-                        places.free.release()
-        except asyncio.CancelledError:
-            raise  # the consumer is closing: it no longer reads results
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            await results.put(_Failure(exc))
-            return
-        finally:
-            places.workers -= 1
-        await results.put(_DONE)
-
+    running = _Map(source, work, limit)
     for _ in range(limit):
-        spawn()
+        running.spawn()
     done = 0
     try:
-        while done < len(workers):
-            result = await results.get()
+        while done < len(running.workers):
+            result = await running.results.get()
             if result is _DONE:
                 done += 1
             elif isinstance(result, _Failure):
@@ -156,14 +176,7 @@ async def bounded_map(
             else:
                 yield result  # type: ignore[misc]
     finally:
-        while workers:  # a worker cancelled while lending may have spawned one more
-            batch, workers[:] = list(workers), []
-            for task in batch:
-                task.cancel()
-            await asyncio.gather(*batch, return_exceptions=True)
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await running.close()
 
 
 async def merge(*sources: AsyncIterator[T]) -> AsyncGenerator[T, None]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import inspect
 import types
 
+import attrs
 import pytest
 
 import fwprep
@@ -53,3 +54,11 @@ def test_every_public_name_has_a_docstring(module: types.ModuleType) -> None:
                 if not attr.startswith("_") and callable(member) and not inspect.getdoc(member):
                     missing.append(f"{name}.{attr}")
     assert missing == []
+
+
+def test_run_batch_and_iter_batch_take_the_same_arguments() -> None:
+    # Both are the library's way into a batch; the CLI builds the same BatchOptions.
+    run, each = inspect.signature(fwprep.run_batch), inspect.signature(fwprep.iter_batch)
+    assert list(run.parameters.values()) == list(each.parameters.values())
+    options = {field.name for field in attrs.fields(fwprep.BatchOptions)}
+    assert options <= set(run.parameters)

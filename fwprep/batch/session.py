@@ -273,23 +273,9 @@ async def open_batch(
         ReportError: the report cannot be used (see :func:`check_report`).
     """
     paths = as_paths(manifests)
-    if items is not None:
-        check_items(items)
-        if paths:
-            raise ConfigError("give manifests or items, not both")
-        if format is not None:
-            raise ConfigError("format= applies to manifests; items need none")
-    elif not paths:
-        raise ConfigError("nothing to run: give manifests (paths, '-' for stdin) or items=")
-    _precisions(precisions)
+    _check_sources(paths, items, format, precisions)
     options = options or BatchOptions()
-    report_path = Path(report) if report is not None else None
-    if resume and report_path is None and not paths:
-        raise ConfigError("resume needs a report to resume from: pass report=")
-    if report_path is None and paths:
-        report_path = default_report_path(paths, options.shard)
-    if report_path is not None:
-        check_report(report_path, paths)
+    report_path = _report_path(report, paths, options.shard, resume=resume)
     account = client.account_id if client is not None else account_id
     account = account or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
     async with contextlib.AsyncExitStack() as stack:
@@ -327,6 +313,38 @@ async def open_batch(
             else chain_entries(opened)
         )
         yield Batch(runner, entries, resumed, report_path, opened, planned)
+
+
+def _check_sources(
+    paths: list[PathLike],
+    items: object,
+    format: str | None,
+    precisions: Sequence[Precision | str],
+) -> None:
+    """Manifests or items, not both and not neither; ``format`` only with manifests."""
+    if items is not None:
+        check_items(items)
+        if paths:
+            raise ConfigError("give manifests or items, not both")
+        if format is not None:
+            raise ConfigError("format= applies to manifests; items need none")
+    elif not paths:
+        raise ConfigError("nothing to run: give manifests (paths, '-' for stdin) or items=")
+    _precisions(precisions)
+
+
+def _report_path(
+    report: PathLike | None, paths: list[PathLike], shard: Shard | None, *, resume: bool
+) -> Path | None:
+    """The report to write (the default one beside the first manifest), checked for use."""
+    report_path = Path(report) if report is not None else None
+    if resume and report_path is None and not paths:
+        raise ConfigError("resume needs a report to resume from: pass report=")
+    if report_path is None and paths:
+        report_path = default_report_path(paths, shard)
+    if report_path is not None:
+        check_report(report_path, paths)
+    return report_path
 
 
 async def _plan(

@@ -86,6 +86,33 @@ def add_parser(commands: Any) -> None:
     add(
         "--dry-run", action="store_true", help="check the manifests and show the plan; send nothing"
     )
+    _add_state_reads(parser)
+    add("--strict", action="store_true", help="send nothing if any manifest row is invalid")
+    add("--max-failures", type=positive_int, metavar="N", help="halt after N failed items")
+    add("--shard", metavar="K/N", help="run shard K of N (1-based), or 'auto' (Slurm, Kubernetes)")
+    add(
+        "--grace",
+        type=duration,
+        default=DEFAULT_GRACE,
+        metavar="D",
+        help="after Ctrl-C or SIGTERM, time for requests in flight "
+        f"(default: {show_duration(DEFAULT_GRACE)})",
+    )
+    add("-q", "--quiet", action="store_true", help="no progress display")
+    add(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="the summary as text on stderr (default), or one JSON object on stdout",
+    )
+    add_connection(parser)
+    parser.set_defaults(handler=run)
+
+
+def _add_state_reads(parser: argparse.ArgumentParser) -> None:
+    """Reading models' state: before preparing (--check) and after (--wait)."""
+    add = parser.add_argument
     add(
         "--check",
         action="store_true",
@@ -110,27 +137,6 @@ def add_parser(commands: Any) -> None:
         parser,
         "--wait reads an item at first (then less often, down to once a minute)",
     )
-    add("--strict", action="store_true", help="send nothing if any manifest row is invalid")
-    add("--max-failures", type=positive_int, metavar="N", help="halt after N failed items")
-    add("--shard", metavar="K/N", help="run shard K of N (1-based), or 'auto' (Slurm, Kubernetes)")
-    add(
-        "--grace",
-        type=duration,
-        default=DEFAULT_GRACE,
-        metavar="D",
-        help="after Ctrl-C or SIGTERM, time for requests in flight "
-        f"(default: {show_duration(DEFAULT_GRACE)})",
-    )
-    add("-q", "--quiet", action="store_true", help="no progress display")
-    add(
-        "-o",
-        "--output",
-        choices=("text", "json"),
-        default="text",
-        help="the summary as text on stderr (default), or one JSON object on stdout",
-    )
-    add_connection(parser)
-    parser.set_defaults(handler=run)
 
 
 def _add_manifests(parser: argparse.ArgumentParser) -> None:

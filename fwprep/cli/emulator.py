@@ -88,7 +88,6 @@ def add_parser(commands: Any) -> None:
 def _add_account_options(parser: argparse.ArgumentParser) -> None:
     """Where it listens, and the account it plays: key, limit, models, preparations."""
     from fwprep.emulator.app import DEFAULT_API_KEY
-    from fwprep.emulator.budget import SHAPES
 
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument(
@@ -98,33 +97,7 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
         help=f"port, 0 to 65535 (0: any free port; default: {DEFAULT_PORT})",
     )
     parser.add_argument("--api-key", help=f"the accepted key (default: {DEFAULT_API_KEY})")
-    parser.add_argument("--rpm", type=positive_float, help="account-wide requests/minute limit")
-    parser.add_argument(
-        "--burst",
-        type=at_least_one,
-        metavar="N",
-        help="rate-limit bucket depth in requests, at least 1 (default: a second's worth)",
-    )
-    parser.add_argument(
-        "--limit-shape",
-        choices=SHAPES,
-        default="bucket",
-        help="the budget's shape: a token bucket --burst deep (default), a fixed calendar "
-        "minute, or any trailing 60 s",
-    )
-    parser.add_argument(
-        "--retry-after",
-        nargs="?",
-        const="seconds",
-        default="none",
-        type=_retry_after,
-        metavar="MODE",
-        help="what 429s say: none (default), seconds (the wait rounded up; the flag alone), "
-        "exact, ms (retry-after-ms) or fixed:N",
-    )
-    parser.add_argument(
-        "--count-refused", action="store_true", help="refused requests spend the budget too"
-    )
+    _add_budget_options(parser)
     parser.add_argument(
         "--prepare-delay",
         type=_delay,
@@ -152,6 +125,39 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="P",
         help="chance that a preparation fails (the model's status says so)",
+    )
+
+
+def _add_budget_options(parser: argparse.ArgumentParser) -> None:
+    """The account's request budget: its limit, its shape, and what its 429s say."""
+    from fwprep.emulator.budget import SHAPES
+
+    parser.add_argument("--rpm", type=positive_float, help="account-wide requests/minute limit")
+    parser.add_argument(
+        "--burst",
+        type=at_least_one,
+        metavar="N",
+        help="rate-limit bucket depth in requests, at least 1 (default: a second's worth)",
+    )
+    parser.add_argument(
+        "--limit-shape",
+        choices=SHAPES,
+        default="bucket",
+        help="the budget's shape: a token bucket --burst deep (default), a fixed calendar "
+        "minute, or any trailing 60 s",
+    )
+    parser.add_argument(
+        "--retry-after",
+        nargs="?",
+        const="seconds",
+        default="none",
+        type=_retry_after,
+        metavar="MODE",
+        help="what 429s say: none (default), seconds (the wait rounded up; the flag alone), "
+        "exact, ms (retry-after-ms) or fixed:N",
+    )
+    parser.add_argument(
+        "--count-refused", action="store_true", help="refused requests spend the budget too"
     )
 
 
