@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from fwprep.batch.report import Record
+from fwprep.batch.status import FAILED_STATUSES, FINAL_STATUSES, WAITING_STATUSES
 
 __all__ = ["Progress"]
 
@@ -75,7 +76,7 @@ class Progress:
 
     def __call__(self, record: Record) -> None:
         """Count one record and refresh the display when due."""
-        if record.status == "accepted":
+        if record.status in WAITING_STATUSES:
             self._waiting.add(record.key)
         else:
             self.counts[record.status] += 1
@@ -98,8 +99,8 @@ class Progress:
         Each status under its own name: an invalid manifest row is no failed
         preparation.
         """
-        counts = ((self.counts["failed"], "failed"), (self.counts["invalid"], "invalid"))
-        notes = [f"{n} {status}" for n, status in counts if n]
+        failed = (s for s in FINAL_STATUSES if s in FAILED_STATUSES and self.counts[s])
+        notes = [f"{self.counts[s]} {s}" for s in failed]
         notes += [f"{self.waiting} waiting"] if self.waiting else []
         return ", ".join(notes)
 
