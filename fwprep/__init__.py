@@ -15,18 +15,12 @@ Everything public is importable from this package; submodules are
 implementation detail unless their docs say otherwise.
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from fwprep._clock import Clock
 from fwprep._protocol import Request
 from fwprep._version import __version__
-from fwprep.batch import (
-    BatchOptions,
-    BatchRunner,
-    BatchSummary,
-    Record,
-    Shard,
-    iter_batch,
-    run_batch,
-)
 from fwprep.client import FireworksClient, ItemLike
 from fwprep.errors import (
     ApiError,
@@ -60,6 +54,33 @@ from fwprep.precision import Precision
 from fwprep.retry import RetryBudget, RetryPolicy, set_testing
 from fwprep.transport import AiohttpTransport, Response, Transport
 from fwprep.waiting import Waiter, WaitOutcome
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__): a client needs none of them
+    from fwprep.batch import (
+        BatchOptions,
+        BatchRunner,
+        BatchSummary,
+        Record,
+        Shard,
+        iter_batch,
+        run_batch,
+    )
+
+_ON_FIRST_USE = {
+    **dict.fromkeys(
+        (
+            "BatchOptions",
+            "BatchRunner",
+            "BatchSummary",
+            "Record",
+            "Shard",
+            "iter_batch",
+            "run_batch",
+        ),
+        "fwprep.batch",
+    ),
+    "emulator": "fwprep.emulator",
+}
 
 __all__ = [
     "AdaptiveConfig",
@@ -119,13 +140,21 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``fwprep.emulator`` after a plain ``import fwprep``, imported on first use.
+    """The batch runner and ``fwprep.emulator``, imported when first used.
 
-    The emulator pulls in aiohttp's server, which the client does not need,
-    so it is not imported up front.
+    An application that only awaits the client does not pay for the batch
+    runner, the progress display or the emulator's server (aiohttp's web
+    side); ``fwprep.run_batch`` and ``fwprep.emulator`` work as if they had
+    been imported up front.
     """
-    if name == "emulator":
-        import importlib
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fwprep' has no attribute {name!r}")
+    loaded = importlib.import_module(module)
+    value = loaded if name == "emulator" else getattr(loaded, name)
+    globals()[name] = value
+    return value
 
-        return importlib.import_module("fwprep.emulator")
-    raise AttributeError(f"module 'fwprep' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
-
-import anyio
 
 __all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
 
@@ -29,15 +28,15 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: ``time.monotonic`` and ``anyio.sleep``."""
+    """The real clock: ``time.monotonic`` and ``asyncio.sleep``."""
 
     def now(self) -> float:
         """``time.monotonic()``."""
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
-        """``anyio.sleep(seconds)``."""
-        await anyio.sleep(max(seconds, 0.0))
+        """``asyncio.sleep(seconds)``."""
+        await asyncio.sleep(max(seconds, 0.0))
 
 
 SYSTEM_CLOCK = SystemClock()

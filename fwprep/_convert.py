@@ -7,18 +7,18 @@ registered for fwprep's own classes only. Unknown fields are ignored.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from fwprep._protocol import GRPC_CODE_NAMES
 from fwprep.models import Model, ModelStatus
 
-__all__ = ["converter", "describe_structure_error", "structure_model"]
+if TYPE_CHECKING:
+    import cattrs
 
-converter = cattrs.Converter(omit_if_default=False)
+__all__ = ["converter", "describe_structure_error", "structure_model"]
 
 
 def _camel(name: str) -> str:
@@ -26,7 +26,9 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _register_camel(cls: type[Any]) -> None:
+def _register_camel(converter: cattrs.Converter, cls: type[Any]) -> None:
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
     renames: dict[str, Any] = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
     converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **renames))
     converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **renames))
@@ -58,10 +60,17 @@ def _strict_bool(value: Any, _type: type[bool]) -> bool:
     return value
 
 
-converter.register_structure_hook(str, _strict_str)
-converter.register_structure_hook(bool, _strict_bool)
-converter.register_structure_hook(ModelStatus, _structure_status)
-_register_camel(Model)
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The converter, built on first use (cattrs is loaded with the first model read)."""
+    import cattrs
+
+    made = cattrs.Converter(omit_if_default=False)
+    made.register_structure_hook(str, _strict_str)
+    made.register_structure_hook(bool, _strict_bool)
+    made.register_structure_hook(ModelStatus, _structure_status)
+    _register_camel(made, Model)
+    return made
 
 
 def structure_model(data: Any) -> Model:
@@ -72,11 +81,13 @@ def structure_model(data: Any) -> Model:
     """
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    return converter.structure(data, Model)
+    return converter().structure(data, Model)
 
 
 def describe_structure_error(exc: BaseException) -> str:
     """Turn a cattrs error (grouped or not) into one line with field paths."""
+    import cattrs
+
     if isinstance(exc, cattrs.BaseValidationError):
         notes = cattrs.transform_error(exc, path="$")
         return "; ".join(notes)

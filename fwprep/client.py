@@ -17,7 +17,6 @@ from types import TracebackType
 from typing import Self
 
 import aiohttp
-import anyio
 import attrs
 
 from fwprep._checks import check_count, check_items, check_positive, coerce_item
@@ -525,6 +524,8 @@ class FireworksClient:
         wanted = Precision.parse(precision)
         check_positive("timeout", timeout)
         check_positive("poll_interval", poll_interval)
+        import anyio  # only waiting on one model needs its cancel scope
+
         with anyio.move_on_after(timeout) as scope:
             while True:
                 found = await self.get_model(ref)

@@ -9,7 +9,6 @@ own wait request. :func:`set_testing` makes every wait zero, for test suites.
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import math
 import random
@@ -376,6 +375,8 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     seconds = _number(raw)
     if seconds is not None:
         return seconds
+    import email.utils  # an HTTP date is rare: its parser is loaded when one comes
+
     try:
         when = email.utils.parsedate_to_datetime(str(raw).strip())
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -74,6 +74,6 @@ def test_non_object_is_refused() -> None:
 
 
 def test_unstructure_uses_camel_case() -> None:
-    data = converter.unstructure(Model(name="n", supported_precisions=("FP8",)))
+    data = converter().unstructure(Model(name="n", supported_precisions=("FP8",)))
     assert data["supportedPrecisions"] == ["FP8"]
     assert "supported_precisions" not in data

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 import types
 
 import attrs
@@ -21,6 +23,8 @@ MODULES = [fwprep, fwprep.emulator, fwprep.batch]
 
 def _public(module: types.ModuleType) -> set[str]:
     """Names the package defines or re-exports from its own subpackage, not what it imports."""
+    for name in getattr(module, "__all__", ()):
+        getattr(module, name)  # a name imported on first use is then in vars() too
     prefix = module.__name__
     names = {
         name
@@ -62,3 +66,33 @@ def test_run_batch_and_iter_batch_take_the_same_arguments() -> None:
     assert list(run.parameters.values()) == list(each.parameters.values())
     options = {field.name for field in attrs.fields(fwprep.BatchOptions)}
     assert options <= set(run.parameters)
+
+
+def test_importing_fwprep_loads_the_client_and_not_the_batch_runner_or_the_emulator() -> None:
+    # A fresh interpreter: what an application that awaits the client pays for.
+    heavy = ("fwprep.batch", "fwprep.emulator", "fwprep.cli", "rich")
+    code = (
+        "import sys, fwprep; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich' "
+        f"or '.'.join(m.split('.')[:2]) in {heavy!r}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
+    used = "import fwprep; fwprep.run_batch; fwprep.emulator.Emulator; print('ok')"
+    assert (
+        subprocess.run([sys.executable, "-c", used], capture_output=True, text=True).stdout
+        == "ok\n"
+    )
+
+
+def test_the_command_line_help_loads_no_server() -> None:
+    code = (
+        "import sys; from fwprep.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('aiohttp.web', 'fwprep.emulator.s'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"

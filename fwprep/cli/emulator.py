@@ -65,7 +65,7 @@ def _latency(text: str) -> tuple[float, float | None]:
 
 def add_parser(commands: Any) -> None:
     """Add ``emulator`` to the subcommands."""
-    from fwprep.emulator.app import DEFAULT_API_KEY
+    from fwprep.emulator.defaults import DEFAULT_API_KEY
 
     parser = commands.add_parser(
         "emulator",
@@ -87,7 +87,7 @@ def add_parser(commands: Any) -> None:
 
 def _add_account_options(parser: argparse.ArgumentParser) -> None:
     """Where it listens, and the account it plays: key, limit, models, preparations."""
-    from fwprep.emulator.app import DEFAULT_API_KEY
+    from fwprep.emulator.defaults import DEFAULT_API_KEY
 
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument(
@@ -218,7 +218,7 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
         ValueError: for settings the emulator refuses (fault rates past 1, say).
     """
     from fwprep.emulator import EmulatorConfig, Faults
-    from fwprep.emulator.app import DEFAULT_API_KEY
+    from fwprep.emulator.defaults import DEFAULT_API_KEY
 
     latency, latency_max = args.latency_ms or (0.0, None)
     share = args.fault_rate / 4

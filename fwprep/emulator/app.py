@@ -18,6 +18,7 @@ from aiohttp import web
 from fwprep._protocol import GRPC_CODE_NAMES
 from fwprep.emulator.budget import SHAPES, Budget, LimitShape, RetryAfter
 from fwprep.emulator.catalog import CatalogEntry, _str_tuple
+from fwprep.emulator.defaults import DEFAULT_API_KEY
 from fwprep.emulator.listing import ListingError, PageRequest, page_of
 from fwprep.emulator.wire import Reject, html_page, model_json, parse_prepare_body
 from fwprep.names import _ID_RE
@@ -131,10 +132,6 @@ def _keys(values: Iterable[str]) -> tuple[str, ...]:
 
 def _retry_after(value: RetryAfter | str | bool | None) -> RetryAfter:
     return RetryAfter.parse(value)
-
-
-DEFAULT_API_KEY = "fw-emulator-key"
-"""The key an emulator accepts unless told otherwise (the emulator's own, not a Fireworks key)."""
 
 
 @attrs.frozen
