@@ -346,9 +346,10 @@ class AdaptiveRateLimiter(_Pacer):
       account's one-token bucket) sends each request one spacing after
       the last accepted one, narrowing the bracket from above a step at a
       time (see :attr:`spacing`). Answers the bracket cannot explain start
-      it afresh. An account that has accepted more requests less than
-      ``slow`` seconds apart in a row than a minute holds at that pace is
-      no slow bucket, and keeps no spacing.
+      it afresh. An account that has accepted a minute's worth of
+      requests (at ``slow`` seconds apart) less than ``slow`` seconds apart
+      in a row, answers in any order, is no slow bucket, and keeps no
+      spacing.
     - **Shared**: a limiter told ``shared`` (``--shard``, ``--shared``) lets
       each request go at a random point of its own slot (slots ``1 / rate``
       apart), so that no process takes every token for its timing alone,
@@ -489,13 +490,13 @@ class AdaptiveRateLimiter(_Pacer):
 
     def _record(self, sent_at: float, *, throttled: bool) -> None:
         now, cfg, sp = self._clock.now(), self.config, self._spacing
-        if sp is not None and not throttled and sent_at > self._last_ok:
-            # More requests accepted less than `slow` apart in a row than a slow bucket
-            # holds (a minute's worth at most): no slow spacing, for good.
-            fast = sent_at - self._last_ok < cfg.slow * (1 - cfg.jitter)
+        if sp is not None and not throttled:
+            # A minute's worth of requests accepted less than `slow` apart in a row (answers
+            # overtaken by later ones included): no slow bucket, so no slow spacing, for good.
+            fast = abs(sent_at - self._last_ok) < cfg.slow * (1 - cfg.jitter)
             self._fast_run = self._fast_run + 1 if fast else 0
-            self._burst |= self._fast_run > _MINUTE / cfg.slow
-            self._last_ok = sent_at
+            self._burst |= self._fast_run + 1 >= _MINUTE / cfg.slow
+            self._last_ok = max(self._last_ok, sent_at)
         if sp is not None and not sp.answer(sent_at, throttled=throttled):
             self._spacing = _Spacing(cfg.jitter)  # explained by no spacing: look afresh
         if self._spacing is not None and self._steering():

@@ -677,6 +677,26 @@ def test_an_account_that_accepted_a_burst_keeps_no_slow_spacing(clock: FakeClock
     assert limiter.spacing is None
 
 
+@pytest.mark.parametrize(("accepted", "spacing"), [(59, True), (60, False)])
+def test_a_minutes_worth_counts_as_a_burst_whatever_order_its_answers_come_in(
+    clock: FakeClock, accepted: int, spacing: bool
+) -> None:
+    # A fixed minute of 60 spent at once, its answers overtaking one another (16
+    # in flight): a minute's worth accepted under a second apart is no slow
+    # bucket, so the refusals that follow (a spent minute) bracket no spacing.
+    limiter = after_lone_answers(clock)
+    sent = [30 + i * 0.01 for i in range(accepted)]
+    order = [t for pair in zip(sent[1::2], sent[::2], strict=False) for t in pair]
+    order += sent[len(order) :]
+    for i, t in enumerate(order):
+        clock.t = 31 + i * 0.001
+        answer(limiter, clock, t, ok=True)
+    for when, ok in LONE_ANSWERS:
+        clock.t = 40.0 + when + 0.05
+        answer(limiter, clock, 40.0 + when, ok=ok)
+    assert (limiter.spacing is not None) is spacing
+
+
 def test_a_retry_after_does_not_shape_the_spacing(clock: FakeClock) -> None:
     # A server whose 429s always say "Retry-After: 6", whatever the wait:
     # taken as a bound, it made a 1 s spacing 5 s.
