@@ -41,6 +41,7 @@ __all__ = [
     "default_report_path",
     "open_batch",
     "open_manifests",
+    "plan_manifests",
     "resumed_from",
 ]
 
@@ -356,18 +357,46 @@ async def _plan(
     options: BatchOptions,
     resumed: ReportIndex | None,
 ) -> BatchPlan | None:
-    """What the batch will do, where the manifests can be read twice (files, not stdin).
-
-    The same admission the run makes, over the same ``resumed`` index: a
-    pass that only counts.
-    """
+    """What the batch will do, where the manifests can be read twice (files, not stdin)."""
     if not paths or any(str(path) == "-" for path in paths):
         return None
+    plan, _ = await plan_manifests(
+        paths,
+        format=format,
+        account=account,
+        precisions=precisions,
+        shard=options.shard,
+        resumed=resumed,
+        wait=options.wait,
+    )
+    return plan
+
+
+async def plan_manifests(
+    paths: Sequence[PathLike],
+    *,
+    format: str | None,
+    account: str | None,
+    precisions: Sequence[Precision | str],
+    shard: Shard | None,
+    resumed: ReportIndex | None,
+    wait: bool,
+) -> tuple[BatchPlan, list[Manifest]]:
+    """Read the manifests once and plan them: the same admission a run makes, over ``resumed``.
+
+    Returns the plan and the manifests as read (closed), whose counts say
+    whether ``precisions`` applied to any row.
+
+    Raises:
+        ManifestError: a manifest cannot be opened (one that breaks while
+            read is the plan's ``read_error``).
+    """
     with open_manifests(paths, format, account, precisions) as manifests:
-        return await plan_batch(
+        plan = await plan_batch(
             chain_entries(manifests),
-            shard=options.shard,
+            shard=shard,
             resumed=resumed,
-            wait=options.wait,
+            wait=wait,
             manifests=manifests,
         )
+    return plan, manifests

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fwprep.batch.admit import Shard, plan_batch
+from fwprep.batch.admit import Shard
 from fwprep.batch.manifest import FORMATS, InvalidRow, Manifest, ManifestError
 from fwprep.batch.progress import Progress
 from fwprep.batch.report import Record
@@ -25,6 +25,7 @@ from fwprep.batch.session import (
     default_report_path,
     open_batch,
     open_manifests,
+    plan_manifests,
     resumed_from,
 )
 from fwprep.batch.status import DONE_STATUSES, WAITING_STATUSES
@@ -247,16 +248,16 @@ async def _dry_run(
     args: argparse.Namespace, paths: list[str], shard: Shard | None, report_path: Path
 ) -> int:
     """The plan a run would make: the same admission over the same journal index."""
-    with open_manifests(paths, args.format, account(args), args.precisions) as manifests:
-        resumed = resumed_from(report_path) if args.resume else None
-        plan = await plan_batch(
-            chain_entries(manifests),
-            shard=shard,
-            resumed=resumed,
-            wait=args.wait,
-            manifests=manifests,
-        )
-        _precisions_unused(args, manifests)
+    plan, manifests = await plan_manifests(
+        paths,
+        format=args.format,
+        account=account(args),
+        precisions=args.precisions,
+        shard=shard,
+        resumed=resumed_from(report_path) if args.resume else None,
+        wait=args.wait,
+    )
+    _precisions_unused(args, manifests)
     for problem in plan.invalid:
         say(problem)
     data = {
