@@ -140,9 +140,7 @@ class _Map(Generic[T, R]):
             for task in batch:
                 task.cancel()
             await asyncio.gather(*batch, return_exceptions=True)
-        aclose = getattr(self.source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _close(self.source)
 
 
 async def bounded_map(
@@ -206,6 +204,11 @@ async def merge(*sources: AsyncIterator[T]) -> AsyncGenerator[T, None]:
             step.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         for source in sources:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _close(source)
+
+
+async def _close(source: object) -> None:
+    """Close an async generator (a source that has ``aclose``); other sources need nothing."""
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()

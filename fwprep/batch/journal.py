@@ -27,8 +27,7 @@ from fwprep.batch.status import FAILED_STATUSES, ROW_STATUSES, STATUSES
 
 __all__ = ["CLAIMED", "ReportIndex", "index_report", "key_hash"]
 
-_STATUSES = STATUSES
-_CODE = {status: code for code, status in enumerate(_STATUSES)}
+_CODE = {status: code for code, status in enumerate(STATUSES)}
 _ACCEPTED, _FAILED = _CODE["accepted"], _CODE["failed"]
 _CLAIMED_BIT = 16  # set on a status once a resumed run has met its key
 
@@ -87,12 +86,12 @@ class ReportIndex:
     def status_of(self, key: str) -> str | None:
         """The last status of ``key`` (an item's key, or ``source:line`` for a row)."""
         code = self._status.get(key_hash(key))
-        return None if code is None else _STATUSES[code & ~_CLAIMED_BIT]
+        return None if code is None else STATUSES[code & ~_CLAIMED_BIT]
 
     def peek(self, hashed: int) -> str | None:
         """The last status of the item whose key hashes to ``hashed``, claiming nothing."""
         code = self._status.get(hashed)
-        return None if code is None else _STATUSES[code & ~_CLAIMED_BIT]
+        return None if code is None else STATUSES[code & ~_CLAIMED_BIT]
 
     def claim(self, hashed: int) -> str | None:
         """A resumed run meets the item whose key hashes to ``hashed``: its last status.
@@ -107,7 +106,7 @@ class ReportIndex:
         if code & _CLAIMED_BIT:
             return CLAIMED
         self._status[hashed] = code | _CLAIMED_BIT
-        return _STATUSES[code]
+        return STATUSES[code]
 
     def release(self) -> None:
         """Forget every claim: a plan made before the run leaves the index as it found it."""
@@ -130,7 +129,7 @@ class ReportIndex:
     def counts(self) -> Counter[str]:
         """How many identities end in each status."""
         codes = Counter(code & ~_CLAIMED_BIT for code in self._status.values())
-        return Counter({_STATUSES[code]: n for code, n in codes.items()})
+        return Counter({STATUSES[code]: n for code, n in codes.items()})
 
     def count(self, statuses: Iterable[str]) -> int:
         """How many identities end in one of ``statuses``."""
