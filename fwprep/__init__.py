@@ -15,10 +15,10 @@ Everything public is importable from this package; submodules are
 implementation detail unless their docs say otherwise.
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
 from fwprep._clock import Clock
+from fwprep._lazy import on_first_use as _on_first_use
 from fwprep._protocol import Request
 from fwprep._version import __version__
 from fwprep.client import FireworksClient, ItemLike
@@ -139,22 +139,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """The batch runner and ``fwprep.emulator``, imported when first used.
-
-    An application that only awaits the client does not pay for the batch
-    runner, the progress display or the emulator's server (aiohttp's web
-    side); ``fwprep.run_batch`` and ``fwprep.emulator`` work as if they had
-    been imported up front.
-    """
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fwprep' has no attribute {name!r}")
-    loaded = importlib.import_module(module)
-    value = loaded if name == "emulator" else getattr(loaded, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+# The batch runner, the progress display and the emulator's server (aiohttp's web side) load
+# when first used: an application that only awaits the client does not pay for them.
+__getattr__, __dir__ = _on_first_use(__name__, globals(), _ON_FIRST_USE)

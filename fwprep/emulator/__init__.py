@@ -21,8 +21,9 @@ From a shell: ``fwprep emulator``.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from fwprep._lazy import on_first_use as _on_first_use
 
 if TYPE_CHECKING:  # imported on first use: the server is aiohttp's web side
     from fwprep.emulator.app import (
@@ -65,20 +66,6 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """The emulator's names, imported on first use.
-
-    ``from fwprep.emulator import Emulator`` works as ever; what only reads
-    the emulator's settings (``fwprep emulator --help``, the budget's shapes)
-    does not load aiohttp's server.
-    """
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fwprep.emulator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+# What only reads the emulator's settings (``fwprep emulator --help``, the budget's shapes)
+# does not load aiohttp's server; ``from fwprep.emulator import Emulator`` works as ever.
+__getattr__, __dir__ = _on_first_use(__name__, globals(), _WHERE)
