@@ -34,6 +34,7 @@ from fwprep._protocol import (
     check_base_url,
     classify_response,
 )
+from fwprep.credentials import resolve_credentials
 from fwprep.errors import (
     ClientClosedError,
     ConfigError,
@@ -112,11 +113,12 @@ class FireworksClient:
                 print(outcome.item.key, "ok" if outcome.ok else outcome.error)
 
     Args:
-        api_key: the Fireworks API key; default ``FIREWORKS_API_KEY``. A
-            missing key raises :class:`~fwprep.ConfigError` here, not a 401
+        api_key: the Fireworks API key; default ``FIREWORKS_API_KEY``, else
+            firectl's ``~/.fireworks/auth.ini`` (see :mod:`fwprep.credentials`).
+            A missing key raises :class:`~fwprep.ConfigError` here, not a 401
             later. The key is never shown in a repr, a log record or an error.
         account_id: the account for bare model ids; default
-            ``FIREWORKS_ACCOUNT_ID``.
+            ``FIREWORKS_ACCOUNT_ID``, else the ``auth.ini``'s ``account_id``.
         base_url: the API root; default ``FIREWORKS_BASE_URL``, else
             ``https://api.fireworks.ai``. Plain ``http://`` is refused unless
             the host is loopback.
@@ -146,6 +148,10 @@ class FireworksClient:
             request (see :meth:`limiter_for`). Not with ``max_rps``.
         clock: where the client reads the time and sleeps (see
             :class:`~fwprep.Clock`); tests pass a simulated one.
+        profile: a firectl profile whose ``auth.ini`` holds the key and the
+            account (``~/.fireworks/profiles/<profile>/auth.ini``); default
+            ``FIREWORKS_PROFILE``. Named here, it comes before
+            ``FIREWORKS_API_KEY``, and a missing profile raises.
     """
 
     def __init__(
@@ -163,14 +169,9 @@ class FireworksClient:
         transport: Transport | SendFunction | None = None,
         limiter: RateLimiter | None = None,
         clock: Clock | None = None,
+        profile: str | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("FIREWORKS_API_KEY", "")
-        if not key or not key.strip():
-            raise ConfigError(
-                "no Fireworks API key: set FIREWORKS_API_KEY or pass the key explicitly"
-            )
-        if any(c in key for c in "\r\n"):
-            raise ConfigError("the API key contains a line break")
+        credentials = resolve_credentials(api_key, account_id=account_id, profile=profile)
         check_count("max_concurrency", max_concurrency)
         if max_rps is not None:
             check_positive("max_rps", max_rps, "requests a second")
@@ -181,8 +182,10 @@ class FireworksClient:
             raise ConfigError("the aiohttp session given to the client is already closed")
         if limiter is not None and max_rps is not None:
             raise ConfigError("give a limiter or max_rps, not both")
-        self._api_key = key.strip()
-        self.account_id: str | None = account_id or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
+        self._api_key = credentials.api_key
+        self.account_id: str | None = credentials.account_id
+        self.credentials_source: str = credentials.describe()
+        """Where the key and the account came from (places, never the key), for ``-v``."""
         self.base_url: str = check_base_url(
             base_url or os.environ.get("FIREWORKS_BASE_URL") or DEFAULT_BASE_URL
         )

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn, TextIO, TypeVar
 
 from fwprep.client import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, FireworksClient
+from fwprep.credentials import resolve_account, resolve_credentials
 from fwprep.errors import InputError
 from fwprep.exit_codes import ExitCode
 from fwprep.precision import Precision
@@ -51,8 +52,13 @@ EXIT_CODES = exit_codes(
 ENVIRONMENT = """environment:
   FIREWORKS_API_KEY     the API key (prefer it to --api-key, which other users can see in ps)
   FIREWORKS_ACCOUNT_ID  the account for bare model ids
+  FIREWORKS_PROFILE     the firectl profile whose auth.ini holds the key and account
   FIREWORKS_BASE_URL    the API root (default https://api.fireworks.ai)
   NO_COLOR              no colour in progress output
+
+files:
+  ~/.fireworks/auth.ini  firectl's api_key and account_id, read when neither option nor
+                         environment gives them (profiles/NAME/auth.ini with --profile NAME)
 """
 
 EMULATE_ACCOUNT = "demo"
@@ -133,6 +139,19 @@ at_least_one = _checked(
 )
 
 
+_FILES = {
+    "bash": "_shtab_compgen_files",
+    "zsh": "_files",
+    "fish": "(__fish_complete_path (commandline -ct))",
+}
+
+
+def completes_files(action: argparse.Action) -> argparse.Action:
+    """Mark an argument as a file name, for ``fwprep completion``'s scripts (shtab's ``FILE``)."""
+    setattr(action, "complete", _FILES)  # noqa: B010 - argparse.Action declares no such field
+    return action
+
+
 def precision(text: str) -> Precision:
     """An argparse type: a precision, with suggestions when it is not one."""
     try:
@@ -150,13 +169,37 @@ class Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _add_credentials(group: argparse._ArgumentGroup) -> None:
+    """``--api-key``, ``--api-key-file`` and ``--profile`` (see :mod:`fwprep.credentials`)."""
+    keys = group.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--api-key",
+        help="API key (default: $FIREWORKS_API_KEY, then firectl's ~/.fireworks/auth.ini); "
+        "other users can see it in ps: prefer --api-key-file or the environment",
+    )
+    completes_files(
+        keys.add_argument(
+            "--api-key-file",
+            metavar="PATH",
+            help="a file holding the API key, such as a mounted secret (trailing newline ignored)",
+        )
+    )
+    group.add_argument(
+        "--profile",
+        help="firectl profile: read the key and account from "
+        "~/.fireworks/profiles/PROFILE/auth.ini (default: $FIREWORKS_PROFILE)",
+    )
+
+
 def add_connection(parser: argparse.ArgumentParser) -> None:
     """The options every command that talks to the API takes."""
     group = parser.add_argument_group("connection")
     group.add_argument(
-        "-a", "--account-id", help="account for bare model ids (default: $FIREWORKS_ACCOUNT_ID)"
+        "-a",
+        "--account-id",
+        help="account for bare model ids (default: $FIREWORKS_ACCOUNT_ID, then auth.ini's)",
     )
-    group.add_argument("--api-key", help="API key (default: $FIREWORKS_API_KEY)")
+    _add_credentials(group)
     group.add_argument(
         "--base-url", help="API root (default: $FIREWORKS_BASE_URL or https://api.fireworks.ai)"
     )
@@ -190,7 +233,12 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         help="fail a throttled request only after the server has answered nothing but 429 "
         f"for this long (default: {show_duration(throttle_timeout)})",
     )
-    group.add_argument("-v", "--verbose", action="store_true", help="log each request to stderr")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say where the key and account came from; log each request to stderr",
+    )
 
 
 def add_poll_interval(parser: argparse.ArgumentParser, what: str) -> None:
@@ -250,11 +298,14 @@ def emit(output: str, text: str, data: dict[str, Any]) -> None:
 
 
 def account(args: argparse.Namespace) -> str | None:
-    """The account for bare ids: -a, else $FIREWORKS_ACCOUNT_ID, else the emulator's."""
-    found: str | None = args.account_id or os.environ.get("FIREWORKS_ACCOUNT_ID")
-    if not found and args.emulate:
-        return EMULATE_ACCOUNT
-    return found or None
+    """The account for bare ids: -a, $FIREWORKS_ACCOUNT_ID, the profile's auth.ini, the emulator's.
+
+    Under ``--emulate`` no ``auth.ini`` is read: the demo account stands in.
+    """
+    if args.emulate:
+        return args.account_id or os.environ.get("FIREWORKS_ACCOUNT_ID") or EMULATE_ACCOUNT
+    found, _ = resolve_account(args.account_id, profile=args.profile)
+    return found
 
 
 @contextlib.asynccontextmanager
@@ -277,9 +328,21 @@ async def open_client(args: argparse.Namespace, **overrides: Any) -> AsyncIterat
                 "nothing is sent to Fireworks"
             )
             api_key, base_url = emu.api_key, emu.base_url
+            account_id = account(args)
+        else:
+            credentials = resolve_credentials(
+                api_key,
+                api_key_file=args.api_key_file,
+                account_id=args.account_id,
+                profile=args.profile,
+                given_as="--api-key",
+            )
+            if args.verbose:
+                say(credentials.describe())
+            api_key, account_id = credentials.api_key, credentials.account_id
         client = FireworksClient(
             api_key,
-            account_id=account(args),
+            account_id=account_id,
             base_url=base_url,
             retry=retry,
             timeout=args.timeout,
