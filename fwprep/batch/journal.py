@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fwprep.batch.failures import ErrorKey
 from fwprep.batch.report import note_damage, record_of, report_lines
 from fwprep.batch.status import FAILED_STATUSES, ROW_STATUSES, STATUSES
 
@@ -77,8 +78,8 @@ class ReportIndex:
         self._status: dict[int, int] = {}
         self._stamps: dict[int, int] | None = {} if merging else None
         self._accepted: dict[int, int] = {}  # when, as a stamp
-        self._failed: dict[int, tuple[str, str]] = {}
-        self._messages: dict[tuple[str, str], tuple[str, str]] = {}  # one copy of each
+        self._failed: dict[int, ErrorKey] = {}
+        self._messages: dict[ErrorKey, ErrorKey] = {}  # one copy of each
 
     def __len__(self) -> int:
         return len(self._status)
@@ -136,11 +137,11 @@ class ReportIndex:
         counts = self.counts()
         return sum(counts[status] for status in statuses)
 
-    def errors(self) -> Counter[tuple[str, str]]:
-        """Failed items per (error type, message), for those whose last record is ``failed``."""
+    def errors(self) -> Counter[ErrorKey]:
+        """Items whose last record is ``failed``, per (error type, API code, message)."""
         return Counter(self._failed.values())
 
-    def add(self, hashed: int, code: int, stamp: int, error: tuple[str, str] | None) -> None:
+    def add(self, hashed: int, code: int, stamp: int, error: ErrorKey | None) -> None:
         """Fold in one record: a later one replaces an earlier one (by ``ts`` across reports)."""
         if self._stamps is not None:
             if stamp < self._stamps.get(hashed, -1):
@@ -186,7 +187,9 @@ class ReportIndex:
         except ValueError as exc:
             note_damage(self, raw, where, exc)
             return
-        error = (record.error.type, record.error.message) if record.error else None
+        error = (
+            (record.error.type, record.error.code, record.error.message) if record.error else None
+        )
         self.add(key_hash(record.identity), _CODE[record.status], _stamp(record.ts), error)
 
 

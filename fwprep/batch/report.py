@@ -33,7 +33,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -473,3 +473,38 @@ def read_report(paths: Iterable[str | os.PathLike[str]]) -> ReportContents:
             if current is None or not merging or record.ts >= current.ts:
                 contents.last[record.identity] = record
     return contents
+
+
+def last_records(
+    paths: Iterable[str | os.PathLike[str]],
+    statuses: Collection[str],
+    status_of: Callable[[str], str | None],
+) -> dict[str, Record]:
+    """The last record of every identity whose last status is one of ``statuses``.
+
+    ``status_of`` gives an identity's last status across the reports (an
+    index's :meth:`~fwprep.batch.journal.ReportIndex.status_of`); among the
+    records that end so, the later one within a report and the latest ``ts``
+    across reports is the last, the rule of :func:`read_report`. Only the
+    records asked for are held: the failed items of a million-line report
+    cost their own records, not the report's. Damaged lines are skipped (the
+    index lists them).
+    """
+    found: dict[str, Record] = {}
+    paths = list(paths)
+    merging = len(paths) > 1
+    quoted = [f'"{status}"'.encode() for status in statuses]
+    for raw_path in paths:
+        for _, raw in report_lines(Path(raw_path)):
+            if not any(q in raw for q in quoted):
+                continue  # no wanted status anywhere in the line: no need to parse it
+            try:
+                record = record_of(raw)
+            except ValueError:
+                continue
+            if record.status not in statuses or status_of(record.identity) != record.status:
+                continue
+            current = found.get(record.identity)
+            if current is None or not merging or record.ts >= current.ts:
+                found[record.identity] = record
+    return found

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from fwprep.batch.failures import ErrorKey, error_groups
 from fwprep.batch.report import Record
 from fwprep.batch.status import FINAL_STATUSES, needs_attention
 from fwprep.exit_codes import ExitCode
@@ -24,7 +25,8 @@ class BatchSummary:
         halted: why the batch stopped early (a refused key, too many
             failures, an unreadable manifest or report), if it did.
         interrupted: ``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped it.
-        errors: failures per (error type, message).
+        errors: failures per (error type, API code, message); see
+            :func:`~fwprep.batch.failures.error_groups`.
         requests: HTTP requests sent for prepares, retries included.
         reads: reads of models' state, for ``check`` and while waiting (list
             pages or single models; each one request of the account's
@@ -40,7 +42,7 @@ class BatchSummary:
     already_done: int = 0
     halted: str | None = None
     interrupted: str | None = None
-    errors: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    errors: Counter[ErrorKey] = attrs.field(factory=Counter)
     requests: int = 0
     reads: int = 0
     waiting: int = 0
@@ -88,7 +90,8 @@ class BatchSummary:
             return
         self.counts[record.status] += 1
         if record.status == "failed" and record.error is not None:
-            self.errors[(record.error.type, record.error.message)] += 1
+            error = record.error
+            self.errors[(error.type, error.code, error.message)] += 1
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the summary."""
@@ -97,10 +100,7 @@ class BatchSummary:
             "already_done": self.already_done,
             "halted": self.halted,
             "interrupted": self.interrupted,
-            "top_errors": [
-                {"type": kind, "message": message, "count": n}
-                for (kind, message), n in self.errors.most_common(5)
-            ],
+            "top_errors": [group.to_json() for group in error_groups(self.errors)],
             "requests": self.requests,
             "reads": self.reads,
             "waiting": self.waiting,
@@ -125,8 +125,7 @@ class BatchSummary:
             out.append(f"{self.reads} reads of model state ({self.requests} prepare requests)")
         if self.already_done:
             out.append(f"{self.already_done} already done according to the report (skipped)")
-        for (kind, message), n in self.errors.most_common(5):
-            out.append(f"  {n} x {kind}: {message}")
+        out += [f"  {group.line()}" for group in error_groups(self.errors)]
         if self.halted:
             out.append(f"halted: {self.halted}")
         if self.interrupted:

@@ -220,7 +220,7 @@ def test_report_command_exit_codes(tmp_path: Path, emu: EmulatorThread) -> None:
         )
     result = fwprep("report", str(report), env=env_for(emu))
     assert result.returncode == 1
-    assert "1 x NotFoundError: gone" in result.stdout
+    assert "1 x NotFoundError (NOT_FOUND): gone" in result.stdout
     missing = fwprep("report", str(tmp_path / "nope.jsonl"), env=env_for(emu))
     assert missing.returncode == 2
     assert "cannot read the report" in missing.stderr

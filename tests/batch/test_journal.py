@@ -59,7 +59,7 @@ def test_the_index_agrees_with_the_records(tmp_path_factory: object, steps: list
     assert index.counts() == full.counts()
     assert len(index) == len(full.last)
     failed = [
-        (r.error.type, r.error.message)
+        (r.error.type, r.error.code, r.error.message)
         for r in full.last.values()
         if r.error and r.status == "failed"
     ]
@@ -109,7 +109,7 @@ def test_every_line_the_writer_writes_is_read_back_alike_by_both_paths(
     for identity, last in full.last.items():
         assert index.status_of(identity) == last.status
     failed = [
-        (r.error.type, r.error.message)
+        (r.error.type, r.error.code, r.error.message)
         for r in full.last.values()
         if r.status == "failed" and r.error is not None
     ]
