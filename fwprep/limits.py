@@ -23,10 +23,22 @@ import attrs
 from fwprep._clock import SYSTEM_CLOCK, Clock
 from fwprep.errors import InputError
 
-__all__ = ["AdaptiveConfig", "AdaptiveRateLimiter", "FixedRateLimiter", "RateLimiter"]
+__all__ = [
+    "LEAST_BUDGET_RPM",
+    "MOST_BUDGET_RPM",
+    "AdaptiveConfig",
+    "AdaptiveRateLimiter",
+    "FixedRateLimiter",
+    "RateLimiter",
+]
 
 _RESOLUTION = 1e-6  # a send due within a microsecond is due now (no endless tiny naps)
 _MINUTE = 60.0  # the unit Fireworks states the budget in: no spent minute lasts longer
+
+LEAST_BUDGET_RPM = 10
+"""The smallest budget Fireworks documents for an account, in requests a minute."""
+MOST_BUDGET_RPM = 6000
+"""The largest budget Fireworks documents for an account, in requests a minute."""
 
 
 class RateLimiter(Protocol):

@@ -195,9 +195,22 @@ class Admission:
 
 @attrs.define
 class BatchPlan:
-    """What a batch would do (``--dry-run``): counts, and the rows that are not valid."""
+    """What a batch would do (``--dry-run``): counts, and the rows that are not valid.
+
+    Attributes:
+        per_precision: items to prepare, per precision.
+        per_account: items to prepare, per account (each account has a budget of its own).
+        waits_per_account: items accepted before, to wait on (``--resume --wait``), per account.
+        duplicates: rows naming an item already met (run once).
+        invalid: each invalid row, as ``path:line: reason``.
+        already_done: items the report has as done (``--resume``).
+        to_wait: items accepted before, to wait on without preparing again.
+        read_error: why a manifest could not be read to its end, if it could not.
+    """
 
     per_precision: Counter[str] = attrs.field(factory=Counter)
+    per_account: Counter[str] = attrs.field(factory=Counter)
+    waits_per_account: Counter[str] = attrs.field(factory=Counter)
     duplicates: int = 0
     invalid: list[str] = attrs.field(factory=list)
     already_done: int = 0
@@ -255,11 +268,14 @@ async def plan_batch(
             elif verdict is Admitted.DONE:
                 plan.already_done += 1
             elif verdict is Admitted.WAIT:
+                assert not isinstance(entry, InvalidRow)
                 plan.to_wait += 1
+                plan.waits_per_account[entry.model.account_id] += 1
             elif verdict is Admitted.RUN:
                 assert not isinstance(entry, InvalidRow)
                 precision = entry.precision.value if entry.precision else "(API default)"
                 plan.per_precision[precision] += 1
+                plan.per_account[entry.model.account_id] += 1
     except ManifestError as exc:
         plan.read_error = str(exc)
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fwprep.batch.admit import Shard
+from fwprep.batch.estimate import AccountEstimate, estimate, human_duration
 from fwprep.batch.manifest import FORMATS, InvalidRow, Manifest, ManifestError
 from fwprep.batch.progress import Progress
 from fwprep.batch.report import Record
@@ -35,6 +36,7 @@ from fwprep.cli._common import (
     account,
     add_connection,
     add_poll_interval,
+    completes_files,
     duration,
     open_client,
     plural,
@@ -48,7 +50,7 @@ from fwprep.cli._common import (
 )
 from fwprep.client import DEFAULT_MAX_CONCURRENCY, DEFAULT_WAIT_TIMEOUT
 from fwprep.exit_codes import ExitCode
-from fwprep.limits import AdaptiveRateLimiter
+from fwprep.limits import LEAST_BUDGET_RPM, MOST_BUDGET_RPM, AdaptiveRateLimiter
 
 _EPILOG = """manifests:
   CSV with a header (model, precision, read_mask), JSON Lines with the same keys,
@@ -81,7 +83,13 @@ def add_parser(commands: Any) -> None:
     )
     add = parser.add_argument
     _add_manifests(parser)
-    add("--report", metavar="PATH", help="the report (JSON Lines); default: <first>.report.jsonl")
+    completes_files(
+        add(
+            "--report",
+            metavar="PATH",
+            help="the report (JSON Lines); default: <first>.report.jsonl",
+        )
+    )
     _add_pace(parser)
     add("--resume", action="store_true", help="skip items the report already has as ok")
     add(
@@ -142,7 +150,9 @@ def _add_state_reads(parser: argparse.ArgumentParser) -> None:
 
 def _add_manifests(parser: argparse.ArgumentParser) -> None:
     """What to read: the manifests, their format, and the precisions for rows that name none."""
-    parser.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifest files, or -")
+    completes_files(
+        parser.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifest files, or -")
+    )
     parser.add_argument("--format", choices=(*FORMATS, "ndjson"), help="manifest format")
     parser.add_argument(
         "-p",
@@ -271,6 +281,11 @@ async def _dry_run(
         "shard": str(shard) if shard else None,
         "error": plan.read_error,
     }
+    budgets = _budgets(args)
+    accounts = estimate(plan, [rpm for rpm, _ in budgets], check=args.check)
+    data["accounts"] = {a.account: a.to_json() for a in accounts}
+    data["budgets_rpm"] = {f"{rpm:g}": label for rpm, label in budgets}
+    data["wait_seconds"] = "unknown" if args.wait else None
     if args.output == "json":
         print(json.dumps(data, sort_keys=True))
     else:
@@ -286,10 +301,47 @@ async def _dry_run(
         ):
             if count:
                 print(f"  {count:>8}  {label}")
+        for line in _time_lines(accounts, budgets, wait=args.wait):
+            print(line)
     if plan.read_error:
         say(f"error: {plan.read_error}")
         return ExitCode.USAGE
     return ExitCode.FAILED if plan.invalid else ExitCode.OK
+
+
+def _budgets(args: argparse.Namespace) -> list[tuple[float, str]]:
+    """The budgets to time the plan at, requests a minute, each with what it is."""
+    if args.max_rpm is not None:
+        return [(args.max_rpm, "--max-rpm")]
+    if args.max_rps is not None:
+        return [(args.max_rps * 60.0, "--max-rps")]
+    return [
+        (LEAST_BUDGET_RPM, "the least budget Fireworks documents"),
+        (MOST_BUDGET_RPM, "the most"),
+    ]
+
+
+def _time_lines(
+    accounts: list[AccountEstimate], budgets: list[tuple[float, str]], *, wait: bool
+) -> list[str]:
+    """The plan's requests and least wall time, account by account."""
+    lines = []
+    for a in accounts:
+        reads = ""
+        if a.check_reads is not None:
+            low, high = a.check_reads
+            span = plural(high, "read") if low == high else f"{low} to {high} reads"
+            reads = f", and {span} (--check)"
+        waits = f", {a.waits} to wait on" if a.waits else ""
+        lines.append(f"account {a.account}: {plural(a.prepares, 'prepare')}{reads}{waits}")
+        for rpm, label in budgets:
+            took = human_duration(a.least_seconds[rpm])
+            lines.append(f"  at least {took} at {rpm:g} requests a minute ({label})")
+    if accounts:
+        lines.append("  (if the run has the account's budget to itself)")
+    if wait:
+        lines.append("--wait adds the preparations' own time, which no plan knows, and its reads")
+    return lines
 
 
 def _options(args: argparse.Namespace, shard: Shard | None) -> BatchOptions:
