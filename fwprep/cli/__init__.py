@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from fwprep._version import __version__
 from fwprep.batch.report import ReportError
-from fwprep.cli import batch, emulator, models, prepare, report
+from fwprep.cli import batch, completion, emulator, models, prepare, report
 from fwprep.cli._common import (
     COMMAND_EXIT_CODES,
     ENVIRONMENT,
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fwprep {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (prepare, batch, models, report, emulator):
+    for command in (prepare, batch, models, report, emulator, completion):
         command.add_parser(commands)
     return parser
 
