@@ -43,6 +43,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "CertificateError",
     "ClientClosedError",
     "ConfigError",
     "ConflictError",
@@ -54,6 +55,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PreparationFailedError",
+    "ProxyAuthenticationError",
     "RateLimitError",
     "ReadError",
     "RequestTimeoutError",
@@ -66,7 +68,15 @@ __all__ = [
 
 
 class FwprepError(Exception):
-    """The root of every error fwprep raises on purpose."""
+    """The root of every error fwprep raises on purpose.
+
+    ``halts`` says that every later request would fail the same way (a
+    refused key, a proxy that wants credentials, a certificate that does
+    not verify): such an error is not retried, and a batch halts on it
+    (exit 3) instead of failing every item in turn.
+    """
+
+    halts: bool = False
 
 
 class ConfigError(FwprepError):
@@ -176,9 +186,13 @@ class BadRequestError(ApiError):
 class AuthenticationError(ApiError):
     """401: the API key is missing, wrong or revoked. Not retried; a batch halts."""
 
+    halts = True
+
 
 class PermissionDeniedError(ApiError):
-    """403: the key is valid but may not act on this account or model. Not retried."""
+    """403: the key is valid but may not act on this account or model. Not retried; halts."""
+
+    halts = True
 
 
 class NotFoundError(ApiError):
@@ -217,6 +231,26 @@ class ConnectError(TransportError):
     """The connection could not be opened (refused, DNS failure, TLS failure)."""
 
     may_have_arrived = False
+
+
+class ProxyAuthenticationError(ConnectError):
+    """The proxy answered 407: it wants credentials (``http://user:password@proxy:port``).
+
+    Not retried; a batch halts, since every request goes through the same proxy.
+    """
+
+    halts = True
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate did not verify against the trusted authorities.
+
+    Behind a proxy or a network that inspects TLS, its certificate authority
+    must be trusted: ``--ca-bundle``, ``ca_bundle=``, or ``SSL_CERT_FILE``. Not
+    retried; a batch halts. Verification is never turned off for a remote host.
+    """
+
+    halts = True
 
 
 class ReadError(TransportError):

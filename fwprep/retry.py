@@ -230,7 +230,9 @@ class RetryPolicy:
         for its connection pool. In order:
 
         - success, or 409 ``ALREADY_EXISTS``: stop with no error;
-        - an answer that retrying will not fix: stop with its error;
+        - an answer that retrying will not fix, or a transport error that
+          ``halts`` (a proxy's 407, a certificate that does not verify):
+          stop with its error;
         - a ``Retry-After`` longer than :attr:`max_retry_after`: stop, the
           error saying so, rather than hold a worker that long;
         - a 429 after :attr:`throttle_timeout` of throttling: stop, saying so;
@@ -244,6 +246,8 @@ class RetryPolicy:
         """
         retry_after: float | None = None
         if isinstance(result, TransportError):
+            if result.halts:
+                return Step(False, result)  # every retry would fail the same way
             error: FwprepError = result
             charge = Charge.TIMEOUT if result.may_have_arrived else Charge.RETRY
         else:

@@ -45,8 +45,6 @@ DEFAULT_GRACE = 5.0
 STOP_EVENT = "the stop event"
 """What :attr:`BatchSummary.interrupted` says when a batch's ``stop`` event stopped it."""
 
-_HALTING = (AuthenticationError, PermissionDeniedError)
-
 
 def _seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
     check_positive(attr.name, value)
@@ -284,8 +282,10 @@ class BatchRunner:
 
     def _judge(self, ending: _Ending) -> None:
         """Decide from an item's ending whether the batch must halt."""
-        if isinstance(ending.error, _HALTING):
-            self.halt(f"the API refused the key: {ending.error}")
+        error = ending.error
+        if isinstance(error, FwprepError) and error.halts:
+            refused = isinstance(error, AuthenticationError | PermissionDeniedError)
+            self.halt(f"the API refused the key: {error}" if refused else str(error))
         limit = self.options.max_failures
         if ending.status == "failed" and limit is not None:
             failed = self.summary.counts["failed"]

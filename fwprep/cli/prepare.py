@@ -22,7 +22,7 @@ from fwprep.cli._common import (
     show_duration,
 )
 from fwprep.client import DEFAULT_WAIT_TIMEOUT
-from fwprep.errors import AuthenticationError, ConfigError, FwprepError, PermissionDeniedError
+from fwprep.errors import ConfigError, FwprepError
 from fwprep.exit_codes import ExitCode
 from fwprep.models import PrepareItem
 from fwprep.names import ModelRef
@@ -101,8 +101,8 @@ def _failed(args: argparse.Namespace, text: str, result: dict[str, Any], error: 
         print(json.dumps(result, sort_keys=True))
     else:
         say(text)
-    refused = isinstance(error, AuthenticationError | PermissionDeniedError)
-    return ExitCode.HALTED if refused else ExitCode.FAILED
+    halts = isinstance(error, FwprepError) and error.halts  # every later request would fail too
+    return ExitCode.HALTED if halts else ExitCode.FAILED
 
 
 def _dry_run(args: argparse.Namespace, item: PrepareItem) -> int:
