@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from fwprep.cli._common import (
     at_least_one,
+    completes_files,
     duration,
     port,
     positive_float,
@@ -97,6 +98,14 @@ def _add_account_options(parser: argparse.ArgumentParser) -> None:
         help=f"port, 0 to 65535 (0: any free port; default: {DEFAULT_PORT})",
     )
     parser.add_argument("--api-key", help=f"the accepted key (default: {DEFAULT_API_KEY})")
+    for name, what in (("cert", "certificate"), ("key", "certificate's private key")):
+        completes_files(
+            parser.add_argument(
+                f"--tls-{name}",
+                metavar="PEM",
+                help=f"serve https:// with this {what} (give --tls-cert and --tls-key together)",
+            )
+        )
     _add_budget_options(parser)
     parser.add_argument(
         "--prepare-delay",
@@ -205,7 +214,11 @@ async def run(args: argparse.Namespace) -> int:
         config = _config(args)
     except ValueError as exc:  # settings that do not fit together, such as fault rates past 1
         raise ConfigError(str(exc)) from None
-    emulator = Emulator(config, host=args.host, port=args.port)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("give --tls-cert and --tls-key together")
+    emulator = Emulator(
+        config, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key
+    )
     await _serve(emulator, args.account_id if config.catalog is not None else None)
     say("emulator stopped")
     return ExitCode.OK

@@ -20,8 +20,12 @@ afterwards. To configure it, mark the test::
     def test_listing(fireworks_emulator): ...
 
 The mark takes the keyword arguments of :class:`fwprep.emulator.Emulator`: the
-fields of :class:`~fwprep.emulator.EmulatorConfig`, ``models``, ``api_key``
-and ``account_id`` (the account exported, and the one ``models=N`` fills).
+fields of :class:`~fwprep.emulator.EmulatorConfig`, ``models``, ``api_key``,
+``account_id`` (the account exported, and the one ``models=N`` fills), and
+``tls_cert``/``tls_key`` to serve ``https://`` (trust its CA in the client
+with ``ca_bundle=`` or ``SSL_CERT_FILE``). The emulator's host is added to
+``NO_PROXY`` for the test, so that a proxy in the environment does not carry
+its requests.
 Without ``account_id``, a catalogue file whose models are all of one account
 exports that account. A setting the emulator does not take fails the test
 with a one-line error.
@@ -29,6 +33,7 @@ with a one-line error.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -68,6 +73,11 @@ def fireworks_emulator(
     except (TypeError, ValueError) as exc:
         raise pytest.UsageError(f"@pytest.mark.fireworks_emulator: {exc}") from None
     with emulator:
+        # The emulator is on loopback: a company proxy in the environment must not carry it.
+        for name in ("no_proxy", "NO_PROXY"):
+            if name == "NO_PROXY" or name in os.environ:
+                around = [os.environ.get(name, ""), emulator.emulator.host, "localhost"]
+                monkeypatch.setenv(name, ",".join(filter(None, around)))
         monkeypatch.setenv("FIREWORKS_BASE_URL", emulator.base_url)
         monkeypatch.setenv("FIREWORKS_API_KEY", emulator.api_key)
         monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", explicit or _account(emulator, TEST_ACCOUNT))

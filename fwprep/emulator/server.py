@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -16,6 +18,7 @@ from fwprep.emulator.app import (
     EmulatorStats,
     build_app,
 )
+from fwprep.errors import ConfigError
 
 __all__ = ["Emulator", "EmulatorThread"]
 
@@ -30,7 +33,10 @@ class Emulator:
     ``m999`` (``account_id="team"`` puts them in another account; see
     :func:`~fwprep.emulator.catalog.numbered_catalog`), and
     ``models="models.jsonl"`` one read from a file of Model objects.
-    ``api_key="k"`` is short for ``api_keys=("k",)``.
+    ``api_key="k"`` is short for ``api_keys=("k",)``. With ``tls_cert`` and
+    ``tls_key`` (PEM files: a certificate for the host, and its key) it serves
+    ``https://``, so that clients' CA bundles and proxy tunnels are tested
+    end to end on loopback.
 
     Attributes:
         config: the :class:`EmulatorConfig` in force.
@@ -43,8 +49,13 @@ class Emulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
         **settings: Any,
     ) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise TypeError("give tls_cert and tls_key together")
+        self._tls = None if tls_cert is None or tls_key is None else (tls_cert, tls_key)
         account_id = settings.pop("account_id", "acme")  # for models=N only
         if config is not None and settings:
             raise TypeError("pass either an EmulatorConfig or keyword settings, not both")
@@ -75,11 +86,11 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        """``http://host:port`` of the running server, to pass as ``base_url``."""
+        """``http://host:port`` (``https://`` with TLS) of the running server, for ``base_url``."""
         if self._runner is None:
             raise RuntimeError("the emulator is not running")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}"
 
     async def start(self) -> None:
         """Start serving. Prefer ``async with``."""
@@ -88,7 +99,9 @@ class Emulator:
         app = build_app(self.config, self.stats)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(
+            runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl_context()
+        )
         try:
             await site.start()
         except BaseException:
@@ -97,6 +110,19 @@ class Emulator:
         self._runner = runner
         # The bound port, from any event loop's server (asyncio's, uvloop's, ...).
         self.port = int(runner.addresses[0][1])
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self._tls is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert, key = self._tls
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            message = f"cannot load the TLS certificate {cert} with key {key}: {reason}"
+            raise ConfigError(message) from None
+        return context
 
     async def wait_until(
         self, predicate: Callable[[EmulatorStats], bool], timeout: float = 30.0

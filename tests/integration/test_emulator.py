@@ -494,6 +494,31 @@ def test_pytest_plugin_gives_downstream_projects_a_fixture(pytester: pytest.Pyte
     result.assert_outcomes(passed=2)
 
 
+def test_the_fixture_keeps_a_proxy_in_the_environment_off_the_emulator(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a proxy nobody answers on
+    monkeypatch.setenv("no_proxy", "internal.example")
+    pytester.makepyfile(
+        """
+        import asyncio, os
+        import fwprep
+
+        def test_straight_to_the_emulator(fireworks_emulator):
+            assert os.environ["no_proxy"] == "internal.example,127.0.0.1,localhost"
+
+            async def main():
+                async with fwprep.FireworksClient() as client:
+                    await client.prepare_model("m", "fp8")
+
+            asyncio.run(main())
+            assert fireworks_emulator.stats.prepare_successes
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize(
     ("ignored_at_start", "sig"),
     [(False, signal.SIGINT), (True, signal.SIGINT), (False, signal.SIGTERM)],
