@@ -51,7 +51,15 @@ from fwprep.models import Model, PrepareItem, PrepareOutcome
 from fwprep.names import ModelRef, validate_id
 from fwprep.precision import Precision
 from fwprep.retry import Action, Charge, RetryBudget, RetryPolicy, Verdict
-from fwprep.transport import AiohttpTransport, Response, SendFunction, Transport, as_transport
+from fwprep.transport import (
+    PROXY_FROM_ENVIRONMENT,
+    AiohttpTransport,
+    ProxySetting,
+    Response,
+    SendFunction,
+    Transport,
+    as_transport,
+)
 from fwprep.waiting import Waiter, WaitOutcome
 
 __all__ = [
@@ -102,6 +110,20 @@ class _Attempt:
     sent_at: float
 
 
+def _check_together(
+    transport: Transport | SendFunction | None,
+    session: aiohttp.ClientSession | None,
+    networked: object,
+) -> None:
+    """What goes with a transport of one's own: neither a session nor a proxy or CA bundle."""
+    if transport is not None and session is not None:
+        raise ConfigError("give a transport or a session, not both")
+    if transport is not None and networked:
+        raise ConfigError("proxy and ca_bundle are the default transport's: not with transport")
+    if session is not None and session.closed:
+        raise ConfigError("the aiohttp session given to the client is already closed")
+
+
 class FireworksClient:
     """An asyncio client for the Fireworks prepare-model API.
 
@@ -148,6 +170,12 @@ class FireworksClient:
             request (see :meth:`limiter_for`). Not with ``max_rps``.
         clock: where the client reads the time and sleeps (see
             :class:`~fwprep.Clock`); tests pass a simulated one.
+        proxy: the HTTP proxy to send through: by default the environment's
+            (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``, as curl reads them),
+            a URL such as ``http://user:password@proxy:3128``, or ``None`` for
+            none. See :class:`~fwprep.AiohttpTransport`.
+        ca_bundle: a PEM file of certificate authorities to trust instead of
+            the system's (``SSL_CERT_FILE`` is honoured without it).
         profile: a firectl profile whose ``auth.ini`` holds the key and the
             account (``~/.fireworks/profiles/<profile>/auth.ini``); default
             ``FIREWORKS_PROFILE``. Named here, it comes before
@@ -170,16 +198,15 @@ class FireworksClient:
         limiter: RateLimiter | None = None,
         clock: Clock | None = None,
         profile: str | None = None,
+        proxy: ProxySetting = PROXY_FROM_ENVIRONMENT,
+        ca_bundle: str | os.PathLike[str] | None = None,
     ) -> None:
         credentials = resolve_credentials(api_key, account_id=account_id, profile=profile)
         check_count("max_concurrency", max_concurrency)
         if max_rps is not None:
             check_positive("max_rps", max_rps, "requests a second")
         check_positive("timeout", timeout)
-        if transport is not None and session is not None:
-            raise ConfigError("give a transport or a session, not both")
-        if session is not None and session.closed:
-            raise ConfigError("the aiohttp session given to the client is already closed")
+        _check_together(transport, session, proxy is not PROXY_FROM_ENVIRONMENT or ca_bundle)
         if limiter is not None and max_rps is not None:
             raise ConfigError("give a limiter or max_rps, not both")
         self._api_key = credentials.api_key
@@ -200,7 +227,13 @@ class FireworksClient:
         self.transport: Transport = (
             as_transport(transport)
             if transport is not None
-            else AiohttpTransport(timeout=self.timeout, limit=max_concurrency, session=session)
+            else AiohttpTransport(
+                timeout=self.timeout,
+                limit=max_concurrency,
+                session=session,
+                proxy=proxy,
+                ca_bundle=ca_bundle,
+            )
         )
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._closed = False

@@ -11,13 +11,15 @@ import fwprep
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No FIREWORKS_* variable, and a home of its own: no test reads the user's auth.ini."""
+    """No FIREWORKS_* or proxy variable, and a home of its own: no test reads the user's auth.ini."""
     for name in (
         "FIREWORKS_API_KEY",
         "FIREWORKS_ACCOUNT_ID",
         "FIREWORKS_BASE_URL",
         "FIREWORKS_PROFILE",
         "NO_COLOR",
+        *(f"{kind}_proxy" for kind in ("http", "https", "no", "all")),
+        *(f"{kind}_PROXY" for kind in ("HTTP", "HTTPS", "NO", "ALL")),
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))

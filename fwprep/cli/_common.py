@@ -18,6 +18,7 @@ from fwprep.errors import InputError
 from fwprep.exit_codes import ExitCode
 from fwprep.precision import Precision
 from fwprep.retry import RetryPolicy
+from fwprep.transport import PROXY_FROM_ENVIRONMENT, ProxySetting, proxy_for, show_proxy
 
 
 def exit_codes(meanings: dict[ExitCode, str], title: str = "exit codes:") -> str:
@@ -54,6 +55,8 @@ ENVIRONMENT = """environment:
   FIREWORKS_ACCOUNT_ID  the account for bare model ids
   FIREWORKS_PROFILE     the firectl profile whose auth.ini holds the key and account
   FIREWORKS_BASE_URL    the API root (default https://api.fireworks.ai)
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY  the proxy, as curl reads them (--proxy overrides)
+  SSL_CERT_FILE, SSL_CERT_DIR        certificate authorities to trust (--ca-bundle overrides)
   NO_COLOR              no colour in progress output
 
 files:
@@ -191,6 +194,24 @@ def _add_credentials(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def _add_network(group: argparse._ArgumentGroup) -> None:
+    """``--proxy`` and ``--ca-bundle``: the networks companies run."""
+    group.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="HTTP proxy, http://[user:password@]host:port (default: $HTTPS_PROXY/$HTTP_PROXY "
+        "unless $NO_PROXY names the host; '' for none)",
+    )
+    completes_files(
+        group.add_argument(
+            "--ca-bundle",
+            metavar="PATH",
+            help="PEM file of certificate authorities to trust instead of the system's "
+            "(default: the system's, or $SSL_CERT_FILE)",
+        )
+    )
+
+
 def add_connection(parser: argparse.ArgumentParser) -> None:
     """The options every command that talks to the API takes."""
     group = parser.add_argument_group("connection")
@@ -203,6 +224,7 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--base-url", help="API root (default: $FIREWORKS_BASE_URL or https://api.fireworks.ai)"
     )
+    _add_network(group)
     group.add_argument(
         "--emulate",
         action="store_true",
@@ -308,6 +330,13 @@ def account(args: argparse.Namespace) -> str | None:
     return found
 
 
+def _proxy_setting(given: str | None) -> ProxySetting:
+    """``--proxy``: the environment's when not given, none for ``''``, else the URL."""
+    if given is None:
+        return PROXY_FROM_ENVIRONMENT
+    return given or None
+
+
 @contextlib.asynccontextmanager
 async def open_client(args: argparse.Namespace, **overrides: Any) -> AsyncIterator[FireworksClient]:
     """A client configured from the common connection options (and ``--emulate``)."""
@@ -340,12 +369,18 @@ async def open_client(args: argparse.Namespace, **overrides: Any) -> AsyncIterat
             if args.verbose:
                 say(credentials.describe())
             api_key, account_id = credentials.api_key, credentials.account_id
+        proxy: ProxySetting = None if args.emulate else _proxy_setting(args.proxy)
         client = FireworksClient(
             api_key,
             account_id=account_id,
+            proxy=proxy,
+            ca_bundle=args.ca_bundle,
             base_url=base_url,
             retry=retry,
             timeout=args.timeout,
             **overrides,
         )
+        if args.verbose:
+            used = proxy_for(client.base_url, proxy)
+            say(f"through the proxy {show_proxy(used)}" if used else "no proxy")
         yield await stack.enter_async_context(client)
