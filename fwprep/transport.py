@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Protocol, runtime_checkable
@@ -337,8 +338,7 @@ def _connect_error(
 ) -> ConnectError:
     """The connection failed: say to what, and why, in a line a user can act on."""
     where = f"{request.method} {request.path}"
-    reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):  # it carries no os_error
         problem = exc.certificate_error
         why = problem.verify_message if isinstance(problem, ssl.SSLCertVerificationError) else ""
         return CertificateError(
@@ -346,9 +346,10 @@ def _connect_error(
             f"({why or problem}): if a proxy or your network inspects TLS, trust its "
             "certificate authority with --ca-bundle or SSL_CERT_FILE"
         )
+    reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
     if isinstance(exc, aiohttp.ClientProxyConnectionError) and proxy is not None:
         return ConnectError(f"{where}: cannot connect to the proxy {show_proxy(proxy)}: {reason}")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc.os_error, socket.gaierror):  # the name did not resolve
         return ConnectError(f"{where}: cannot resolve the host {exc.host}: {reason}")
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
         return ConnectError(f"{where}: TLS with {exc.host}:{exc.port} failed: {exc.os_error}")

@@ -99,7 +99,7 @@ class ProxyThread:
                 else:
                     await self._forward(head, reader, writer)
             finally:
-                writer.close()
+                await _close(writer)
 
     async def _tunnel(
         self, head: Head, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -111,7 +111,7 @@ class ProxyThread:
             await writer.drain()
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
-            up_writer.close()
+            await _close(up_writer)
 
     async def _forward(
         self, head: Head, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -125,7 +125,7 @@ class ProxyThread:
             await _send_on(head, path, body, up_writer)
             await _pipe(up_reader, writer)
         finally:
-            up_writer.close()
+            await _close(up_writer)
 
 
 async def _send_on(head: Head, path: str, body: bytes, up_writer: asyncio.StreamWriter) -> None:
@@ -139,6 +139,13 @@ async def _send_on(head: Head, path: str, body: bytes, up_writer: asyncio.Stream
     lines.append("connection: close")
     up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     await up_writer.drain()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close a connection and wait until it is closed, so that no transport outlives the loop."""
+    writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()
 
 
 def _parse(raw: bytes) -> Head:

@@ -8,6 +8,7 @@ forwards plain requests, tunnels CONNECT and records what it was asked.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -278,11 +279,11 @@ def test_the_emulator_serves_tls_from_the_command_line(
     ("failure", "message"),
     [
         (
-            aiohttp.ClientConnectorDNSError(
+            aiohttp.ClientConnectorError(
                 aiohttp.client_reqrep.ConnectionKey(
                     "api.nowhere.invalid", 443, True, True, None, None, None
                 ),
-                OSError(-2, "Name or service not known"),
+                socket.gaierror(-2, "Name or service not known"),
             ),
             "cannot resolve the host api.nowhere.invalid: Name or service not known",
         ),
