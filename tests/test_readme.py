@@ -1,4 +1,4 @@
-"""The README's Python examples: they compile, every ``fwprep.`` name they use exists, and they run."""
+"""The Python examples of the README and the docs: they compile, their ``fwprep.`` names exist, they run."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import pytest
 
 import fwprep
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 BLOCKS = [
     textwrap.dedent(block)
-    for block in re.findall(r"```python\n(.*?)\n *```", README.read_text(), flags=re.DOTALL)
+    for page in DOCS
+    for block in re.findall(r"```python\n(.*?)\n *```", page.read_text(), flags=re.DOTALL)
 ]
 
 
@@ -42,7 +45,18 @@ def test_every_fwprep_name_in_a_readme_example_exists(block: str) -> None:
             value = getattr(value, part)
 
 
-NAMES = sorted(set(re.findall(r"`[^`]*?\bfwprep\.([A-Za-z_][\w.]*)", README.read_text())))
+def prose(page: Path) -> str:
+    """A page without its fenced code blocks (a shell line's ``fwprep.fish`` is a file name)."""
+    return re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+
+
+NAMES = sorted(
+    {
+        name
+        for page in DOCS
+        for name in re.findall(r"`[^`\n]*?\bfwprep\.([A-Za-z_][\w.]*)", prose(page))
+    }
+)
 
 
 @pytest.mark.parametrize("dotted", NAMES)
