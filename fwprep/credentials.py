@@ -5,17 +5,17 @@ The key, first found wins:
 1. the key given (``api_key=``, ``--api-key``) or a file holding it
    (``--api-key-file``, such as a mounted Kubernetes secret; a trailing
    newline is ignored);
-2. ``FIREWORKS_API_KEY``;
-3. the profile's ``auth.ini``, as firectl keeps it: ``~/.fireworks/auth.ini``,
-   or with a profile (``profile=``, ``--profile``, ``FIREWORKS_PROFILE``)
-   ``~/.fireworks/profiles/<profile>/auth.ini``.
+2. a profile named (``profile=``, ``--profile``): firectl's
+   ``~/.fireworks/profiles/<profile>/auth.ini``, which must exist and hold
+   ``api_key``, the place the caller chose;
+3. ``FIREWORKS_API_KEY``;
+4. ``auth.ini`` as firectl keeps it: ``~/.fireworks/auth.ini``, or the
+   profile's when ``FIREWORKS_PROFILE`` names one.
 
 The account, first found wins: the one given (``account_id=``, ``-a``),
 ``FIREWORKS_ACCOUNT_ID``, the same ``auth.ini``'s ``account_id``.
 
-A profile named explicitly (``profile=``, ``--profile``) is the place the
-caller chose: its file must exist and hold ``api_key``, and it comes before
-``FIREWORKS_API_KEY``. ``auth.ini`` is read, never written: plain
+``auth.ini`` is read, never written: plain
 ``key = value`` lines, ``#`` and ``;`` comments, a ``[section]`` header
 tolerated, keys other than ``api_key`` and ``account_id`` ignored. A file that
 other users may read is used, with a warning (as ssh warns of a key file).
@@ -198,7 +198,6 @@ def _read_auth_ini(path: Path, *, required: bool) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(f"cannot read {path}: {reason or exc}") from None
-    _warn_if_readable(path)
     found: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
@@ -208,6 +207,8 @@ def _read_auth_ini(path: Path, *, required: bool) -> dict[str, str]:
         name, value = name.strip().lower(), value.strip().strip("\"'")
         if name in ("api_key", "account_id") and value:
             found[name] = value
+    if "api_key" in found:
+        _warn_if_readable(path)
     return found
 
 
