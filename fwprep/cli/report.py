@@ -72,21 +72,20 @@ def add_parser(commands: Any) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """Print the merged counts and the errors, or the items of some statuses; exit 1 unless done."""
+    statuses = args.status or (["failed"] if args.output == "manifest" else None)
+    if statuses is None and args.output not in ("text", "json"):
+        raise InputError(f"-o {args.output} lists items: give --status (failed, say)")
+    if statuses is not None and args.output == "json":
+        raise InputError("with --status, -o is text, csv, jsonl or manifest")
     paths = reports(args.reports)
     contents = index_report(paths)
     for problem in contents.bad_lines[:20]:
         say(f"warning: {problem}")
-    counts = contents.counts()
-    complete = not any(needs_attention(status) for status in counts)
+    complete = not any(needs_attention(status) for status in contents.counts())
     code = ExitCode.OK if complete else ExitCode.FAILED
-    statuses = args.status or (["failed"] if args.output == "manifest" else None)
     if statuses is None:
-        if args.output not in ("text", "json"):
-            raise InputError(f"-o {args.output} lists items: give --status (failed, say)")
         summarise(args.output, paths, contents, complete)
         return code
-    if args.output == "json":
-        raise InputError("with --status, -o is text, csv, jsonl or manifest")
     listed = last_records(paths, set(statuses), contents.status_of)
     LISTERS[args.output](list(listed.values()))
     return code
