@@ -346,7 +346,9 @@ def _connect_error(
             f"({why or problem}): if a proxy or your network inspects TLS, trust its "
             "certificate authority with --ca-bundle or SSL_CERT_FILE"
         )
-    reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+    error, number = exc.os_error, exc.os_error.errno
+    # asyncio says "Connect call failed (host, port)"; the errno says why. A resolver's is < 0.
+    reason = os.strerror(number) if number and number > 0 else error.strerror or str(error)
     if isinstance(exc, aiohttp.ClientProxyConnectionError) and proxy is not None:
         return ConnectError(f"{where}: cannot connect to the proxy {show_proxy(proxy)}: {reason}")
     if isinstance(exc.os_error, socket.gaierror):  # the name did not resolve

@@ -199,7 +199,8 @@ def test_the_command_line_reads_the_proxy_from_the_environment_and_ignores_it_wh
 async def test_a_proxy_that_refuses_connections_is_said_and_retried(emu: EmulatorThread) -> None:
     with ProxyThread() as closed:
         port = closed.port
-    with pytest.raises(ConnectError, match=f"cannot connect to the proxy http://127.0.0.1:{port}"):
+    refused = f"cannot connect to the proxy http://127.0.0.1:{port}: Connection refused"
+    with pytest.raises(ConnectError, match=refused):
         await prepare(emu, proxy=f"http://127.0.0.1:{port}")
 
 
