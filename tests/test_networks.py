@@ -265,12 +265,20 @@ async def test_https_goes_through_a_connect_tunnel_the_proxy_cannot_read(
     assert tls_emu.stats.prepare_successes[f"{MODEL}@FP8"] == 1
 
 
-def test_the_emulator_serves_tls_from_the_command_line(
-    ca: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+def test_the_emulators_tls_options_are_checked(
+    ca: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, _, err = run_cli(capsys, "emulator", "--tls-cert", str(ca[1]))
     assert code == 2
     assert "give --tls-cert and --tls-key together" in err
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    code, _, err = run_cli(
+        capsys, "emulator", "--port", "0", "--tls-cert", str(junk), "--tls-key", str(ca[2])
+    )
+    assert code == 2
+    assert f"cannot load the TLS certificate {junk} with key {ca[2]}" in err
+    assert "Traceback" not in err
 
 
 # -- what other failures say ---------------------------------------------------------------------

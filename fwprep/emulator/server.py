@@ -96,12 +96,11 @@ class Emulator:
         """Start serving. Prefer ``async with``."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
+        tls = self._ssl_context()  # a certificate that cannot be loaded fails before anything runs
         app = build_app(self.config, self.stats)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(
-            runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl_context()
-        )
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=tls)
         try:
             await site.start()
         except BaseException:
