@@ -212,12 +212,17 @@ def _read_auth_ini(path: Path, *, required: bool) -> dict[str, str]:
     return found
 
 
+_WARNED: set[Path] = set()
+"""Key files already warned of: a command or a service that reads one again is told once."""
+
+
 def _warn_if_readable(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except OSError:
         return
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and path not in _WARNED:
+        _WARNED.add(path)
         logger.warning("%s holds the API key and other users can read it; chmod 600 %s", path, path)
 
 

@@ -144,6 +144,16 @@ def test_a_file_others_can_read_is_used_with_a_warning(
     assert caplog.text == ""
 
 
+def test_a_command_warns_of_a_readable_auth_ini_once(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with EmulatorThread() as emu:
+        write_ini(home, f"api_key = {emu.api_key}\naccount_id = acme\n", mode=0o644)
+        code, _, err = run_cli(capsys, "models", "--base-url", emu.base_url)
+    assert code == 0, err
+    assert err.count("other users can read it") == 1
+
+
 def test_the_key_never_shows(home: Path) -> None:
     write_ini(home, f"api_key = {KEY}\naccount_id = acme\n")
     found = resolve_credentials(environ={})
