@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -81,19 +82,22 @@ async def run(args: argparse.Namespace) -> int:
     contents = index_report(paths)
     for problem in contents.bad_lines[:20]:
         say(f"warning: {problem}")
-    complete = not any(needs_attention(status) for status in contents.counts())
+    counts = contents.counts()  # one pass over the index, however many million items
+    complete = not any(needs_attention(status) for status in counts)
     code = ExitCode.OK if complete else ExitCode.FAILED
     if statuses is None:
-        summarise(args.output, paths, contents, complete)
+        summarise(args.output, paths, contents, counts)
         return code
     listed = last_records(paths, set(statuses), contents.status_of)
     LISTERS[args.output](list(listed.values()))
     return code
 
 
-def summarise(output: str, paths: list[str], contents: ReportIndex, complete: bool) -> None:
+def summarise(
+    output: str, paths: list[str], contents: ReportIndex, counts: Counter[str]
+) -> None:
     """The counts, the errors grouped by type and code, and what to do next."""
-    counts = contents.counts()
+    complete = not any(needs_attention(status) for status in counts)
     groups = error_groups(contents.errors())
     unfinished = sum(n for status, n in counts.items() if status in UNFINISHED_STATUSES)
     waiting = sum(n for status, n in counts.items() if status in WAITING_STATUSES)
