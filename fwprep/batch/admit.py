@@ -204,7 +204,6 @@ class BatchPlan:
         duplicates: rows naming an item already met (run once).
         invalid: each invalid row, as ``path:line: reason``.
         already_done: items the report has as done (``--resume``).
-        to_wait: items accepted before, to wait on without preparing again.
         read_error: why a manifest could not be read to its end, if it could not.
     """
 
@@ -214,13 +213,17 @@ class BatchPlan:
     duplicates: int = 0
     invalid: list[str] = attrs.field(factory=list)
     already_done: int = 0
-    to_wait: int = 0
     read_error: str | None = None
 
     @property
     def to_send(self) -> int:
         """Items that would be prepared."""
         return sum(self.per_precision.values())
+
+    @property
+    def to_wait(self) -> int:
+        """Items accepted before, to wait on without preparing again."""
+        return sum(self.waits_per_account.values())
 
     @property
     def records(self) -> int:
@@ -269,7 +272,6 @@ async def plan_batch(
                 plan.already_done += 1
             elif verdict is Admitted.WAIT:
                 assert not isinstance(entry, InvalidRow)
-                plan.to_wait += 1
                 plan.waits_per_account[entry.model.account_id] += 1
             elif verdict is Admitted.RUN:
                 assert not isinstance(entry, InvalidRow)
