@@ -10,11 +10,11 @@ import pytest
 from support import run_cli
 
 from fwprep.cli import build_parser
+from fwprep.cli._reference import commands
 
 
-def commands() -> list[str]:
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return sorted(sub.choices)  # type: ignore[arg-type]
+def command_names() -> list[str]:
+    return sorted(commands(build_parser()))
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
@@ -23,8 +23,8 @@ def test_each_shell_gets_a_script_naming_every_command(
 ) -> None:
     code, out, err = run_cli(capsys, "completion", shell)
     assert code == 0, err
-    assert set(commands()) >= {"prepare", "batch", "models", "report", "emulator", "completion"}
-    for command in commands():
+    assert set(command_names()) >= {"prepare", "batch", "models", "report", "emulator", "completion"}
+    for command in command_names():
         assert command in out
     for option in ("dry-run", "api-key-file", "profile", "status", "max-rpm"):
         assert (f"-l {option}" if shell == "fish" else f"--{option}") in out
