@@ -23,7 +23,14 @@ def test_each_shell_gets_a_script_naming_every_command(
 ) -> None:
     code, out, err = run_cli(capsys, "completion", shell)
     assert code == 0, err
-    assert set(command_names()) >= {"prepare", "batch", "models", "report", "emulator", "completion"}
+    assert set(command_names()) >= {
+        "prepare",
+        "batch",
+        "models",
+        "report",
+        "emulator",
+        "completion",
+    }
     for command in command_names():
         assert command in out
     for option in ("dry-run", "api-key-file", "profile", "status", "max-rpm"):

@@ -93,9 +93,7 @@ async def run(args: argparse.Namespace) -> int:
     return code
 
 
-def summarise(
-    output: str, paths: list[str], contents: ReportIndex, counts: Counter[str]
-) -> None:
+def summarise(output: str, paths: list[str], contents: ReportIndex, counts: Counter[str]) -> None:
     """The counts, the errors grouped by type and code, and what to do next."""
     complete = not any(needs_attention(status) for status in counts)
     groups = error_groups(contents.errors())
