@@ -106,18 +106,19 @@ class _Map(Generic[T, R]):
                 return False, None
 
     async def _worker(self) -> None:
-        places = self.places
+        places, held = self.places, _Held()
+        place = (places, held)  # one per worker: its items take turns with it
         try:
             while True:
                 await places.free.acquire()
-                held = _Held()
+                held.holds = True
                 try:
                     if places.workers > places.limit + places.lent:
                         break  # a spare, no longer needed: a lent place came back
                     found, item = await self._next_item()
                     if not found:
                         break
-                    _PLACE.set((places, held))
+                    _PLACE.set(place)  # for the item's work only, not the source's
                     result = await self.work(item)  # type: ignore[arg-type]
                     _PLACE.set(None)
                     await self.results.put(result)

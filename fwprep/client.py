@@ -11,6 +11,7 @@ import random
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    Awaitable,
     Iterable,
 )
 from types import TracebackType
@@ -87,9 +88,12 @@ DEFAULT_POLL_INTERVAL = 5.0
 
 
 _SUCCEEDED = (Action.SUCCESS, Action.ALREADY_DONE)
+_UNGATED = contextlib.nullcontext()  # reusable: one for every request sent outside a batch
 
 
-@attrs.frozen
+# The two records below are made once or twice a request and never leave the module:
+# `attrs.define` builds them about three times faster than `attrs.frozen`.
+@attrs.define
 class _Exchange:
     """The end of one request after its retries."""
 
@@ -100,7 +104,7 @@ class _Exchange:
     elapsed: float
 
 
-@attrs.frozen
+@attrs.define
 class _Attempt:
     """One attempt: the answer's status and body (if one came) and what it means."""
 
@@ -340,7 +344,7 @@ class FireworksClient:
         sent_at = await limiter.acquire()
         async with self._slots_here():
             try:
-                with gate.sending(retry=retry) if gate is not None else contextlib.nullcontext():
+                with gate.sending(retry=retry) if gate is not None else _UNGATED:
                     response: Response | TransportError = await self.transport(request)
             except TransportError as exc:
                 response = exc
@@ -662,5 +666,6 @@ class FireworksClient:
         # every open async generator at once, and a wrapped one would be closed twice.
         return bounded_map(source, self._prepare_raw, limit)
 
-    async def _prepare_raw(self, raw: ItemLike) -> PrepareOutcome:
-        return await self.prepare(self.item(raw))
+    def _prepare_raw(self, raw: ItemLike) -> Awaitable[PrepareOutcome]:
+        # Not a coroutine of its own: one frame fewer for every item's every resume.
+        return self.prepare(self.item(raw))

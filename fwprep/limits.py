@@ -500,21 +500,29 @@ class AdaptiveRateLimiter(_Pacer):
             super().pause(max(retry_after or 0.0, self._backoff))
         self._record(sent_at, throttled=True)
 
-    def _record(self, sent_at: float, *, throttled: bool) -> None:
-        now, cfg, sp = self._clock.now(), self.config, self._spacing
-        if sp is not None and not throttled:
+    def _follow_spacing(self, sp: _Spacing, sent_at: float, now: float, throttled: bool) -> bool:
+        """Fold an answer into the spacing; True when the spacing sets the pace."""
+        cfg = self.config
+        if not throttled:
             # A minute's worth of requests accepted less than `slow` apart in a row (answers
             # overtaken by later ones included): no slow bucket, so no slow spacing, for good.
             fast = abs(sent_at - self._last_ok) < cfg.slow * (1 - cfg.jitter)
             self._fast_run = self._fast_run + 1 if fast else 0
             self._burst |= self._fast_run + 1 >= _MINUTE / cfg.slow
             self._last_ok = max(self._last_ok, sent_at)
-        if sp is not None and not sp.answer(sent_at, throttled=throttled):
-            self._spacing = _Spacing(cfg.jitter)  # explained by no spacing: look afresh
-        if self._spacing is not None and self._steering():
-            # The next request one spacing after the last success, whatever was refused.
-            self._last_sent = self._spacing.last_ok
-            self._set_rate(1.0 / self._spacing.next(), now, floor=False)
+        if not sp.answer(sent_at, throttled=throttled):
+            self._spacing = sp = _Spacing(cfg.jitter)  # explained by no spacing: look afresh
+        if not self._steering():
+            return False
+        # The next request one spacing after the last success, whatever was refused.
+        self._last_sent = sp.last_ok
+        self._set_rate(1.0 / sp.next(), now, floor=False)
+        return True
+
+    def _record(self, sent_at: float, *, throttled: bool) -> None:
+        now, cfg, sp = self._clock.now(), self.config, self._spacing
+        # Once a burst has shown no slow bucket, the spacing never steers again: skip it.
+        if sp is not None and not self._burst and self._follow_spacing(sp, sent_at, now, throttled):
             return
         if sent_at < self._changed_at or self._in_a_row > cfg.closed_after:
             return  # sent under the previous rate (already judged), or while closed
