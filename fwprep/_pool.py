@@ -94,11 +94,14 @@ class _Map(Generic[T, R]):
         self.places.workers += 1
         self.workers.append(asyncio.ensure_future(self._worker()))
 
+    def _next_now(self) -> tuple[bool, T | None]:
+        """The next item of a plain iterable (no awaiting: no coroutine made per item)."""
+        assert self._sync is not None
+        for item in self._sync:
+            return True, item
+        return False, None
+
     async def _next_item(self) -> tuple[bool, T | None]:
-        if self._sync is not None:
-            for item in self._sync:
-                return True, item
-            return False, None
         async with self._pull_lock:
             try:
                 return True, await anext(self.source)  # type: ignore[arg-type]
@@ -115,7 +118,9 @@ class _Map(Generic[T, R]):
                 try:
                     if places.workers > places.limit + places.lent:
                         break  # a spare, no longer needed: a lent place came back
-                    found, item = await self._next_item()
+                    found, item = (
+                        self._next_now() if self._sync is not None else await self._next_item()
+                    )
                     if not found:
                         break
                     _PLACE.set(place)  # for the item's work only, not the source's
