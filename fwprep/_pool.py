@@ -8,6 +8,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from contextvars import ContextVar
 from typing import Generic, TypeVar
 
+from fwprep._slots import Slots
+
 __all__ = ["bounded_map", "lend_place", "merge"]
 
 T = TypeVar("T")
@@ -34,7 +36,7 @@ class _Places:
 
     def __init__(self, limit: int, spawn: Callable[[], None]) -> None:
         self.limit, self.lent, self.workers = limit, 0, 0
-        self.free = asyncio.Semaphore(limit)
+        self.free = Slots(limit)
         self.spawn = spawn
 
 
@@ -65,14 +67,14 @@ async def lend_place() -> AsyncIterator[None]:
     places, held = entry
     held.holds = False
     places.lent += 1
-    places.free.release()
+    places.free.give()
     if places.workers < places.limit + places.lent:
         places.spawn()
     try:
         yield
     finally:
         places.lent -= 1
-    await places.free.acquire()  # cancelled here, it holds nothing to give back
+    await places.free.take()  # cancelled here, it holds nothing to give back
     held.holds = True
 
 
@@ -113,7 +115,8 @@ class _Map(Generic[T, R]):
         place = (places, held)  # one per worker: its items take turns with it
         try:
             while True:
-                await places.free.acquire()
+                if not places.free.take_now():
+                    await places.free.take()
                 held.holds = True
                 try:
                     if places.workers > places.limit + places.lent:
@@ -126,10 +129,13 @@ class _Map(Generic[T, R]):
                     _PLACE.set(place)  # for the item's work only, not the source's
                     result = await self.work(item)  # type: ignore[arg-type]
                     _PLACE.set(None)
-                    await self.results.put(result)
+                    if self.results.full():
+                        await self.results.put(result)
+                    else:
+                        self.results.put_nowait(result)  # no coroutine when there is room
                 finally:
                     if held.holds:
-                        places.free.release()
+                        places.free.give()
         except asyncio.CancelledError:
             raise  # the consumer is closing: it no longer reads results
         except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -172,7 +178,8 @@ async def bounded_map(
     done = 0
     try:
         while done < len(running.workers):
-            result = await running.results.get()
+            results = running.results
+            result = await results.get() if results.empty() else results.get_nowait()
             if result is _DONE:
                 done += 1
             elif isinstance(result, _Failure):
