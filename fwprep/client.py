@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from fwprep._protocol import (
     check_base_url,
     classify_response,
 )
+from fwprep._slots import Slots
 from fwprep.credentials import resolve_credentials
 from fwprep.errors import (
     ClientClosedError,
@@ -88,7 +88,6 @@ DEFAULT_POLL_INTERVAL = 5.0
 
 
 _SUCCEEDED = (Action.SUCCESS, Action.ALREADY_DONE)
-_UNGATED = contextlib.nullcontext()  # reusable: one for every request sent outside a batch
 
 
 # The two records below are made once or twice a request and never leave the module:
@@ -239,7 +238,7 @@ class FireworksClient:
                 ca_bundle=ca_bundle,
             )
         )
-        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._slots: tuple[asyncio.AbstractEventLoop, Slots] | None = None
         self._closed = False
         self._throttled_since: float | None = None
         self._rng = random.Random()
@@ -279,11 +278,11 @@ class FireworksClient:
                 "the client is closed: send inside `async with client:` (which reopens it)"
             )
 
-    def _slots_here(self) -> asyncio.Semaphore:
-        """The concurrency slots of the running event loop (a semaphore belongs to one loop)."""
+    def _slots_here(self) -> Slots:
+        """The concurrency slots of the running event loop (their waiters belong to one loop)."""
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots[0] is not loop:
-            self._slots = (loop, asyncio.Semaphore(self.max_concurrency))
+            self._slots = (loop, Slots(self.max_concurrency))
         return self._slots[1]
 
     @property
@@ -342,12 +341,19 @@ class FireworksClient:
         # The account's pace first, then a slot: waiting for one account's pace holds no
         # slot that another account's request could use.
         sent_at = await limiter.acquire()
-        async with self._slots_here():
-            try:
-                with gate.sending(retry=retry) if gate is not None else _UNGATED:
-                    response: Response | TransportError = await self.transport(request)
-            except TransportError as exc:
-                response = exc
+        slots = self._slots_here()
+        if not slots.take_now():
+            await slots.take()
+        try:
+            if gate is None:  # outside a batch (no context manager: two calls fewer)
+                response: Response | TransportError = await self.transport(request)
+            else:
+                with gate.sending(retry=retry):
+                    response = await self.transport(request)
+        except TransportError as exc:
+            response = exc
+        finally:
+            slots.give()
         if isinstance(response, TransportError):
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("%s %s failed: %s", request.method, request.path, response)
@@ -668,4 +674,4 @@ class FireworksClient:
 
     def _prepare_raw(self, raw: ItemLike) -> Awaitable[PrepareOutcome]:
         # Not a coroutine of its own: one frame fewer for every item's every resume.
-        return self.prepare(self.item(raw))
+        return self.prepare(coerce_item(raw, self.account_id))
