@@ -175,11 +175,7 @@ def _explicit_key(
     if api_key_file is None:
         return None, ""
     path = Path(api_key_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read the API key file {path}: {reason or exc}") from None
+    text = _read_text(path, "the API key file ")
     _warn_if_readable(path)
     key = text.rstrip("\r\n")
     if not key.strip():
@@ -189,15 +185,11 @@ def _explicit_key(
 
 def _read_auth_ini(path: Path, *, required: bool) -> dict[str, str]:
     """``api_key`` and ``account_id`` of an ``auth.ini``; ``{}`` if absent and optional."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         if required:
-            raise ConfigError(f"no such profile: {path} does not exist") from None
+            raise ConfigError(f"no such profile: {path} does not exist")
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read {path}: {reason or exc}") from None
+    text = _read_text(path)
     found: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
@@ -210,6 +202,15 @@ def _read_auth_ini(path: Path, *, required: bool) -> dict[str, str]:
     if "api_key" in found:
         _warn_if_readable(path)
     return found
+
+
+def _read_text(path: Path, what: str = "") -> str:
+    """A key file's text, or a :class:`ConfigError` saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read {what}{path}: {reason or exc}") from None
 
 
 _WARNED: set[Path] = set()

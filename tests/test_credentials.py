@@ -122,6 +122,18 @@ def test_bad_credentials_raise_config_errors(
         resolve_credentials(**kwargs)  # type: ignore[arg-type]
 
 
+def test_key_files_that_are_not_text_say_so(home: Path, tmp_path: Path) -> None:
+    """A key file or an auth.ini in another encoding: a one-line ConfigError naming the file."""
+    ini = write_ini(home, "")
+    ini.write_bytes(b"api_key = \xff\xfe\n")
+    with pytest.raises(ConfigError, match=f"cannot read {ini}: not UTF-8 text"):
+        resolve_credentials(environ={})
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=f"cannot read the API key file {key_file}: not UTF-8"):
+        resolve_credentials(api_key_file=key_file, environ={})
+
+
 def test_an_empty_key_file_is_an_error(tmp_path: Path) -> None:
     empty = tmp_path / "key"
     empty.write_text("\n")
