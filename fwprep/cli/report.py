@@ -86,16 +86,17 @@ async def run(args: argparse.Namespace) -> int:
     complete = not any(needs_attention(status) for status in counts)
     code = ExitCode.OK if complete else ExitCode.FAILED
     if statuses is None:
-        summarise(args.output, paths, contents, counts)
+        summarise(args.output, paths, contents, counts, complete=complete)
         return code
     listed = last_records(paths, set(statuses), contents.status_of)
     LISTERS[args.output](list(listed.values()))
     return code
 
 
-def summarise(output: str, paths: list[str], contents: ReportIndex, counts: Counter[str]) -> None:
+def summarise(
+    output: str, paths: list[str], contents: ReportIndex, counts: Counter[str], *, complete: bool
+) -> None:
     """The counts, the errors grouped by type and code, and what to do next."""
-    complete = not any(needs_attention(status) for status in counts)
     groups = error_groups(contents.errors())
     unfinished = sum(n for status, n in counts.items() if status in UNFINISHED_STATUSES)
     waiting = sum(n for status, n in counts.items() if status in WAITING_STATUSES)
