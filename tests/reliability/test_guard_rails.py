@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from support import FakeApi, fwprep, run_cli
 
@@ -652,6 +652,19 @@ def invocations(draw: st.DrawFn) -> list[str]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(argv=invocations())
+@example(
+    argv=[
+        "batch",
+        "q.csv",
+        "--report",
+        "q.csv",
+        "-p",
+        "fp8",
+        "--report",
+        "m.txt.report.jsonl",
+        "--emulate",
+    ]
+)
 def test_fuzzed_command_lines(
     tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
@@ -674,7 +687,9 @@ def test_fuzzed_command_lines(
         assert last.startswith(("fwprep: error: ", f"fwprep {command}: error: ")), (argv, err)
     # A file read is never grown: every manifest of batch, and every file report reads.
     read = [w for w in argv[1:] if w in FILES or w == "link.csv"] if command != "prepare" else []
-    written = argv[argv.index("--report") + 1] if "--report" in argv[:-1] else None
+    # An option given twice takes its last value, as argparse and most tools do.
+    given_reports = [argv[i + 1] for i, w in enumerate(argv[:-1]) if w == "--report"]
+    written = given_reports[-1] if given_reports else None
     for name in read:
         if name != written or command == "report":
             target = "q.csv" if name == "link.csv" else name
