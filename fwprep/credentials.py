@@ -176,6 +176,8 @@ def _explicit_key(
         return None, ""
     path = Path(api_key_file)
     text = _read_text(path, "the API key file ")
+    if text is None:
+        raise ConfigError(f"cannot read the API key file {path}: No such file or directory")
     _warn_if_readable(path)
     key = text.rstrip("\r\n")
     if not key.strip():
@@ -185,11 +187,11 @@ def _explicit_key(
 
 def _read_auth_ini(path: Path, *, required: bool) -> dict[str, str]:
     """``api_key`` and ``account_id`` of an ``auth.ini``; ``{}`` if absent and optional."""
-    if not path.exists():
+    text = _read_text(path)
+    if text is None:
         if required:
             raise ConfigError(f"no such profile: {path} does not exist")
         return {}
-    text = _read_text(path)
     found: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
@@ -204,10 +206,16 @@ def _read_auth_ini(path: Path, *, required: bool) -> dict[str, str]:
     return found
 
 
-def _read_text(path: Path, what: str = "") -> str:
-    """A key file's text, or a :class:`ConfigError` saying why it cannot be read."""
+def _read_text(path: Path, what: str = "") -> str | None:
+    """A key file's text; None if there is no such file.
+
+    Raises :class:`ConfigError` saying why when the file is there but cannot be
+    read (permissions, a directory, a loop of links, not UTF-8).
+    """
     try:
         return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(f"cannot read {what}{path}: {reason or exc}") from None

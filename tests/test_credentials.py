@@ -134,6 +134,20 @@ def test_key_files_that_are_not_text_say_so(home: Path, tmp_path: Path) -> None:
         resolve_credentials(api_key_file=key_file, environ={})
 
 
+def test_an_auth_ini_that_is_there_but_unreadable_is_not_taken_for_absent(home: Path) -> None:
+    """A loop of links (or a folder it may not enter) says why; only a missing file is absent."""
+    ini = auth_file(None, home)
+    ini.parent.mkdir(parents=True)
+    ini.symlink_to(ini)
+    with pytest.raises(ConfigError, match=f"cannot read {ini}: Too many levels of symbolic links"):
+        resolve_credentials(environ={})
+    profile = auth_file("p", home)
+    profile.parent.mkdir(parents=True)
+    profile.symlink_to(profile)
+    with pytest.raises(ConfigError, match=f"cannot read {profile}: Too many levels"):
+        resolve_credentials(profile="p", environ={"FIREWORKS_API_KEY": KEY})
+
+
 def test_an_empty_key_file_is_an_error(tmp_path: Path) -> None:
     empty = tmp_path / "key"
     empty.write_text("\n")
