@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import deque
 from typing import Any, Protocol
 
 import attrs
 
 from fwprep._clock import SYSTEM_CLOCK, Clock
+from fwprep._slots import Slots
 from fwprep.errors import InputError
 
 __all__ = [
@@ -76,16 +76,16 @@ class RateLimiter(Protocol):
 class _Pacer:
     """Requests leave one at a time, ``1 / rate`` seconds apart and never during a pause.
 
-    Waiters queue in arrival order; the one at the head sleeps until its send
-    time and then hands the head to the next, so a change of pace (a new
-    rate, a pause) reaches the very next request: the head is woken to
-    recompute its time, and the rest wait behind it.
+    Waiters queue in arrival order for the head of the line (one :class:`Slots`);
+    the one at the head sleeps until its send time and then hands the head to
+    the next, so a change of pace (a new rate, a pause) reaches the very next
+    request: the head is woken to recompute its time, and the rest wait behind it.
     """
 
     def __init__(self, rate: float, clock: Clock | None) -> None:
         self._rate = float(rate)
         self._clock = clock or SYSTEM_CLOCK
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._head = Slots(1)
         self._last_sent = -math.inf
         self._paused_until = -math.inf
         self._wake: asyncio.Future[None] | None = None
@@ -123,19 +123,18 @@ class _Pacer:
     async def acquire(self) -> float:
         """Wait for this request's turn at the current pace; return the time it was sent."""
         now = self._clock.now()
-        if not self._waiters and now + _RESOLUTION >= self._due():
+        if not self._head.take_now():
+            await self._head.take()  # the request ahead hands the head over when it leaves
+        elif now + _RESOLUTION >= self._due():  # nobody waiting, and due: go now
+            self._head.give()
             self._last_sent = now
             self._sent(waited=False)
             return now
-        me = asyncio.get_running_loop().create_future()
-        self._waiters.append(me)
         try:
-            if self._waiters[0] is not me:
-                await me  # the request ahead hands the head over when it leaves
             while (due := self._due()) > (now := self._clock.now()) + _RESOLUTION:
                 await self._nap(due - now)
         finally:
-            self._leave(me)
+            self._head.give()
         # Keep to the schedule (a late wake-up does not push every later slot
         # back) without letting a long stall turn into a burst.
         self._last_sent = max(due, now - self._interval())
@@ -154,15 +153,6 @@ class _Pacer:
         finally:
             nap.cancel()
             self._wake = None
-
-    def _leave(self, me: asyncio.Future[None]) -> None:
-        head = bool(self._waiters) and self._waiters[0] is me
-        if head:
-            self._waiters.popleft()
-        else:
-            self._waiters.remove(me)
-        if head and self._waiters and not self._waiters[0].done():
-            self._waiters[0].set_result(None)
 
 
 class FixedRateLimiter(_Pacer):
